@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Build the guest initramfs: busybox-static, lspci/setpci with their
+# libraries, the AER injector and the guest scripts.  Prints its path.
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+
+out=$BUILD/initramfs.cpio.gz
+inputs=("$TOP/tests/guest" /bin/busybox /usr/bin/lspci /usr/bin/setpci "$0")
+if [ -f "$out" ] && [ -z "$(find "${inputs[@]}" -newer "$out" 2>/dev/null | head -n 1)" ]; then
+	echo "$out"; exit 0
+fi
+for t in /bin/busybox /usr/bin/lspci /usr/bin/setpci; do
+	[ -x "$t" ] || die "$t missing: install busybox-static and pciutils (make deps)"
+done
+file -L /bin/busybox 2>/dev/null | grep -q 'statically linked' ||
+	ldd /bin/busybox 2>&1 | grep -q 'not a dynamic' ||
+	die "/bin/busybox is not static: install busybox-static"
+
+root=$BUILD/initramfs
+rm -rf "$root"
+mkdir -p "$root"/{bin,sbin,usr/bin,usr/sbin,usr/local/bin,usr/share/misc,lib,lib64,proc,sys,dev,tmp,run,etc}
+cp /bin/busybox "$root/bin/busybox"
+install -m 0755 "$TOP/tests/guest/init" "$root/init"
+for t in lspci setpci; do
+	cp "/usr/bin/$t" "$root/usr/bin/$t"
+	for lib in $(ldd "/usr/bin/$t" | grep -o '/[^ ]*'); do
+		cp --parents -nL "$lib" "$root"
+	done
+done
+[ -f /usr/share/misc/pci.ids ] && cp /usr/share/misc/pci.ids "$root/usr/share/misc/"
+gcc -static -O2 -Wall -Wextra -Werror -o "$root/usr/local/bin/aer-inject" "$TOP/tests/guest/aer-inject.c"
+for s in "$TOP"/tests/guest/*.sh; do
+	[ -e "$s" ] && install -m 0755 "$s" "$root/usr/local/bin/$(basename "$s" .sh)"
+done
+(cd "$root" && find . | LC_ALL=C sort | cpio -o -H newc --quiet -R 0:0 | gzip -1) >"$out.tmp"
+mv "$out.tmp" "$out"
+echo "$out"

@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# kbuild.sh base|series [guest|debug]: configure and build a guest kernel
+# out of tree with ccache.  base = tag `base` (a worktree in build/linux-base),
+# series = build/linux HEAD.  Prints the path of the bzImage on stdout.
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+
+which=${1:?usage: kbuild.sh base|series [guest|debug]}
+flavour=${2:-guest}
+
+git -C "$TREE" rev-parse -q --verify 'base^{commit}' >/dev/null 2>&1 ||
+	die "no base tree in $TREE: run 'make tree' first"
+
+case "$which" in
+base)
+	src=$BASE_TREE
+	if [ ! -d "$src/.git" ] && [ ! -f "$src/.git" ]; then
+		msg "creating base worktree $src"
+		git -C "$TREE" worktree prune
+		git -C "$TREE" worktree add -q --detach "$src" base
+	fi
+	[ "$(git -C "$src" rev-parse HEAD)" = "$(git -C "$TREE" rev-parse 'base^{commit}')" ] ||
+		git -C "$src" checkout -q --detach base
+	;;
+series) src=$TREE ;;
+*) die "unknown tree '$which' (base or series)" ;;
+esac
+
+obj=$BUILD/obj-$which-$flavour
+mkdir -p "$obj"
+frag=$TOP/configs/guest.config
+if [ "$flavour" = debug ]; then
+	cat "$TOP/configs/guest.config" "$TOP/configs/debug.config" >"$obj/fragment.config"
+	frag=$obj/fragment.config
+elif [ "$flavour" != guest ]; then
+	die "unknown flavour '$flavour' (guest or debug)"
+fi
+
+export CCACHE_DIR=${CCACHE_DIR:-$BUILD/ccache}
+export CCACHE_BASEDIR=$src
+export CCACHE_NOHASHDIR=1
+export CCACHE_MAXSIZE=${CCACHE_MAXSIZE:-5G}
+mk=(make -C "$src" O="$obj" CC="ccache gcc" HOSTCC="ccache gcc" -j"$(jobs)" -s)
+
+stamp=$obj/.config-input
+want=$(cat "$frag" | sha1sum)
+if [ ! -f "$obj/.config" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+	msg "configuring $which ($flavour)"
+	KCONFIG_ALLCONFIG=$frag "${mk[@]}" allnoconfig >&2
+	# Every option the fragment sets must have survived.
+	bad=$(grep -E '^CONFIG_[A-Z0-9_]+=' "$frag" | while IFS= read -r l; do
+		k=${l%%=*} v=${l#*=}
+		case "$v" in
+		n) grep -qx "$k=y" "$obj/.config" && echo "$l" ;;
+		*) grep -qxF "$l" "$obj/.config" || echo "$l" ;;
+		esac
+	done || true)
+	[ -z "$bad" ] || die "config options not satisfied for $which: $(echo $bad)"
+	echo "$want" >"$stamp"
+fi
+msg "building $which ($flavour) kernel in $obj"
+"${mk[@]}" bzImage >&2
+echo "$obj/arch/x86/boot/bzImage"

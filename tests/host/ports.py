@@ -1,0 +1,289 @@
+"""Decode the guest's portdump output: which PCIe port services are active on
+each port, in which interrupt mode, and which ones the capabilities, _OSC and
+the kernel command line permit (the rules of drivers/pci/pcie/portdrv.c in
+Linux 6.12, which the series must keep)."""
+import re
+
+# PCIe capability (PCI_EXP_*) and extended capability offsets/bits.
+CAP_EXP, ECAP_AER, ECAP_DPC = 0x10, 0x0001, 0x001D
+TYPE_NAMES = {0x4: "rp", 0x5: "usp", 0x6: "dsp", 0xA: "rcec"}
+
+# /proc/interrupts action names the services register (users grep for them).
+HANDLERS = {"aerdrv": "aer", "PCIe PME": "pme", "pciehp": "hp", "pcie-dpc": "dpc",
+            "PCIe bwctrl": "bw"}
+SERVICES = ("aer", "pme", "hp", "dpc", "bw")
+
+
+class Config:
+    def __init__(self, data):
+        self.b = data
+
+    def r8(self, o):
+        return self.b[o] if o < len(self.b) else 0xFF
+
+    def r16(self, o):
+        return self.r8(o) | self.r8(o + 1) << 8
+
+    def r32(self, o):
+        return self.r16(o) | self.r16(o + 2) << 16
+
+    def cap(self, cid):
+        if not self.r16(0x06) & 0x10:
+            return None
+        pos, seen = self.r8(0x34) & ~3, 0
+        while pos and seen < 48:
+            if self.r8(pos) == cid:
+                return pos
+            pos, seen = self.r8(pos + 1) & ~3, seen + 1
+        return None
+
+    def ecap(self, cid):
+        if len(self.b) <= 0x100:
+            return None
+        pos, seen = 0x100, 0
+        while pos and seen < 512:
+            h = self.r32(pos)
+            if h in (0, 0xFFFFFFFF):
+                return None
+            if h & 0xFFFF == cid:
+                return pos
+            pos, seen = (h >> 20) & ~3, seen + 1
+        return None
+
+
+class Port:
+    def __init__(self, bdf, path):
+        self.bdf, self.path = bdf, path
+        self.driver = None
+        self.power_state = self.runtime_status = self.runtime_control = None
+        self.irq = 0
+        self.msi = {}          # irq -> "msi"/"msix"
+        self.child_devices = 0
+        self.pci_children = 0
+        self.cfgbytes = bytearray()
+
+    def finish(self):
+        self.cfg = Config(bytes(self.cfgbytes))
+        c = self.cfg
+        self.exp = c.cap(CAP_EXP)
+        self.aer = c.ecap(ECAP_AER)
+        self.dpc = c.ecap(ECAP_DPC)
+        flags = c.r16(self.exp + 2) if self.exp else 0
+        self.type = TYPE_NAMES.get((flags >> 4) & 0xF, "other")
+        self.msix_cap = c.cap(0x11) is not None
+        self.msi_cap = c.cap(0x05) is not None
+        self.pm_cap = c.cap(0x01) is not None
+        self.int_pin = c.r8(0x3D)
+        e = self.exp or 0
+        self.slot_implemented = bool(flags & 0x100)
+        self.hpc = self.exp is not None and self.slot_implemented and bool(c.r32(e + 0x14) & 0x40)
+        self.lbnc = self.exp is not None and bool(c.r32(e + 0x0C) & (1 << 21))
+        self.lnkctl = c.r16(e + 0x10) if self.exp else 0
+        self.sltctl = c.r16(e + 0x18) if self.hpc else 0
+        self.rtctl = c.r16(e + 0x1C) if self.type in ("rp", "rcec") and self.exp else 0
+        self.rootcmd = c.r32(self.aer + 0x2C) if self.aer and self.type in ("rp", "rcec") else 0
+        self.dpcctl = c.r16(self.dpc + 6) if self.dpc else 0
+        self.hostbridge = self.path.split("/")[3] if self.path.count("/") > 3 else ""
+
+    def hw_enabled(self, svc):
+        """Is the service's interrupt enabled in the port's registers?  None
+        where that cannot be read back: QEMU 7.2 hard-wires Root Control's
+        PME Interrupt Enable to 0 (it is not in the register's wmask), so on
+        QEMU PME is judged by its interrupt handler alone."""
+        return {
+            "aer": bool(self.rootcmd & 0x7),
+            "pme": True if self.rtctl & 0x8 else None,
+            "hp": bool(self.sltctl & 0x20),
+            "dpc": bool(self.dpcctl & 0x8),
+            "bw": bool(self.lnkctl & 0xC00),
+        }[svc]
+
+    def irq_mode(self, handlers=True):
+        """Interrupt mode of the port's services ("none" without any)."""
+        if not handlers:
+            return "none"
+        modes = set(self.msi.values())
+        if "msix" in modes:
+            return "msix"
+        if "msi" in modes:
+            return "msi"
+        return "intx" if self.irq else "none"
+
+
+class Dump:
+    def __init__(self, text):
+        self.cmdline = ""
+        self.bios_year = 0
+        self.osc = []           # (acpi device, text)
+        self.hostbridges = {}   # pci0000:00 -> PNP0A08:00
+        self.interrupts = {}    # irq -> [action names]
+        self.ports = []
+        port, in_irq, irq_lines = None, False, []
+        complete = False
+        for line in text.splitlines():
+            if in_irq:
+                if line == "@interrupts-end":
+                    in_irq = False
+                    self._parse_interrupts(irq_lines)
+                else:
+                    irq_lines.append(line)
+                continue
+            key, _, val = line.partition(" ")
+            if key == "@cmdline":
+                self.cmdline = val
+            elif key == "@osc":
+                m = re.match(r"\S+ (\S+): _OSC: (.*)", val)
+                if m:
+                    self.osc.append((m.group(1).rstrip(":"), m.group(2)))
+            elif key == "@hostbridge":
+                hb, fw = val.split()
+                self.hostbridges[hb] = fw
+            elif key == "@interrupts-begin":
+                in_irq = True
+            elif key == "@port":
+                if port:
+                    port.finish()
+                bdf, path = val.split()
+                port = Port(bdf, path)
+                self.ports.append(port)
+            elif key == "@driver":
+                port.driver = None if val == "none" else val
+            elif key == "@power_state":
+                port.power_state = val
+            elif key == "@runtime_control":
+                port.runtime_control = val
+            elif key == "@bios_date":
+                self.bios_year = int(val[-4:]) if re.match(r".*\d{4}$", val) else 0
+            elif key == "@runtime_status":
+                port.runtime_status = val
+            elif key == "@irq":
+                port.irq = int(val)
+            elif key == "@msi_irq":
+                n, mode = val.split()
+                port.msi[int(n)] = mode
+            elif key == "@pci_children":
+                port.pci_children = int(val)
+            elif key == "@child_devices":
+                port.child_devices = int(val)
+            elif key == "@cfg":
+                port.cfgbytes += bytes(int(x, 16) for x in val.split()[1:])
+            elif key == "@end":
+                complete = True
+        if port:
+            port.finish()
+        if not complete:
+            raise ValueError("portdump output is truncated")
+
+    def _parse_interrupts(self, lines):
+        ncpu = len(lines[0].split()) if lines else 1
+        for line in lines[1:]:
+            f = line.split()
+            if not f or not f[0].endswith(":") or not f[0][:-1].isdigit():
+                continue
+            # IRQ: <ncpu counts> <chip> <hwirq-type> <actions, ...>
+            rest = f[1 + ncpu + 2:]
+            names = [n.strip() for n in " ".join(rest).split(",") if n.strip()]
+            self.interrupts[int(f[0][:-1])] = names
+
+    def port_irqs(self, p):
+        return sorted(p.msi) if p.msi else ([p.irq] if p.irq else [])
+
+    def handlers(self, p):
+        found = set()
+        for irq in self.port_irqs(p):
+            for name in self.interrupts.get(irq, []):
+                if name in HANDLERS:
+                    found.add(HANDLERS[name])
+        return found
+
+    def osc_controls(self, p):
+        """Set of features the port's host bridge granted through _OSC."""
+        fw = self.hostbridges.get(p.hostbridge, "")
+        for dev, text in self.osc:
+            if dev == fw and text.startswith("OS now controls"):
+                m = re.search(r"\[(.*?)\]", text)
+                return set(m.group(1).split()) if m else set()
+        return set()
+
+    def params(self):
+        args = self.cmdline.split()
+        pci = ",".join(a[4:] for a in args if a.startswith("pci="))
+        pcie_ports = [a.split("=", 1)[1] for a in args if a.startswith("pcie_ports=")]
+        return {
+            "noaer": "noaer" in pci.split(","),
+            "nomsi": "nomsi" in pci.split(","),
+            "ports": pcie_ports[-1] if pcie_ports else "auto",
+            "pme_nomsi": "pcie_pme=nomsi" in args,
+            "port_pm": ([a.split("=", 1)[1] for a in args if a.startswith("pcie_port_pm=")]
+                        or ["auto"])[-1],
+        }
+
+    def d3_possible(self, p):
+        """pci_bridge_d3_possible() of 6.12: may the port go to D3 at run time?
+        portdrv allows runtime PM (power/control = auto) exactly then."""
+        prm = self.params()
+        if p.type not in ("rp", "usp", "dsp") or prm["ports"] == "compat":
+            return False
+        if prm["port_pm"] == "off":
+            return False
+        if p.hpc and "PCIeHotplug" not in self.osc_controls(p) and prm["ports"] != "native":
+            return False
+        if prm["port_pm"] == "force":
+            return True
+        if p.hpc:
+            return False
+        return self.bios_year >= 2015
+
+    # -- the rules ---------------------------------------------------------
+    def expected(self, p, features=frozenset()):
+        """Services 6.12's portdrv would enable on this port; `features` are
+        the series' intended differences (expected.py) that change them."""
+        prm = self.params()
+        if prm["ports"] == "compat" or p.type not in ("rp", "dsp", "usp", "rcec"):
+            return set()
+        native = prm["ports"] == "native"
+        osc = self.osc_controls(p)
+        aer_available = not prm["noaer"] and not prm["nomsi"]
+        s = set()
+        if p.hpc and p.type in ("rp", "dsp") and (native or "PCIeHotplug" in osc):
+            s.add("hp")
+        if p.type in ("rp", "rcec") and p.aer and aer_available and (native or "AER" in osc):
+            s.add("aer")
+        if p.type in ("rp", "rcec") and (native or "PME" in osc):
+            s.add("pme")
+        if p.dpc and aer_available and (prm["ports"] == "dpc-native" or "aer" in s):
+            s.add("dpc")
+        # 6.12 detects bandwidth notification but has no driver for it.
+        if "bwctrl" in features and p.lbnc and p.type in ("rp", "dsp"):
+            s.add("bw")
+        return s if self.usable_irq(p, s) else set()
+
+    def expected_mode(self, p, services):
+        prm = self.params()
+        if not services:
+            return "none"
+        if prm["nomsi"] or ("pme" in services and prm["pme_nomsi"]):
+            return "intx"
+        if p.msix_cap:
+            return "msix"
+        if p.msi_cap:
+            return "msi"
+        return "intx"
+
+    def usable_irq(self, p, services):
+        """portdrv gives up on a port (no services) when it can use neither
+        MSI/MSI-X nor INTx, e.g. QEMU's xio3130 ports under pci=nomsi: they
+        have no Interrupt Pin."""
+        return self.expected_mode(p, services) != "intx" or p.int_pin != 0
+
+    def state(self, p):
+        """{service: 'on' | 'off' | 'irq-only' | 'hw-only'} for the port."""
+        h = self.handlers(p)
+        out = {}
+        for svc in SERVICES:
+            hw, irq = p.hw_enabled(svc), svc in h
+            if hw is None:
+                hw = irq
+            out[svc] = "on" if hw and irq else "off" if not hw and not irq else \
+                ("irq-only" if irq else "hw-only")
+        return out

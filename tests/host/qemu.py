@@ -1,0 +1,370 @@
+"""QEMU guest control for the PCIe port services tests (standard library only).
+
+A Guest boots a kernel with the harness initramfs on one of the named
+topologies, talks to the in-guest agent on the second serial port
+(tests/guest/init) and to QEMU over QMP.
+"""
+import json
+import os
+import queue
+import shlex
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+
+QEMU = os.environ.get("QEMU", "qemu-system-x86_64")
+
+# q35 only grants native PCIe hotplug in _OSC when ACPI PCI hotplug of
+# bridges is off; a BIOS date of 2015 or later lets pci_bridge_d3_possible()
+# put idle ports into D3hot, as on current machines.
+BASE_ARGS = [
+    "-accel", "tcg", "-M", "q35", "-m", "512", "-smp", "1",
+    "-nodefaults", "-no-user-config", "-display", "none", "-no-reboot",
+    "-global", "ICH9-LPC.acpi-pci-hotplug-with-bridge-support=off",
+    "-smbios", "type=0,date=01/01/2020",
+    "-rtc", "base=utc,clock=vm",
+]
+
+
+def _rp(id_, chassis, addr, dev="pcie-root-port", **kw):
+    opts = [dev, f"id={id_}", "bus=pcie.0", f"chassis={chassis}", f"slot={chassis}",
+            f"addr={addr}"] + [f"{k}={v}" for k, v in kw.items()]
+    return ["-device", ",".join(opts)]
+
+
+def _ep(id_, bus, dev="e1000e"):
+    return ["-device", f"{dev},id={id_},bus={bus}"]
+
+
+def topology_basic():
+    """MSI-X root port with an endpoint, an empty MSI-X hotplug slot, an MSI
+    root port (ioh3420) with an endpoint, a switch below a root port with
+    an endpoint and an empty slot, and an empty root port without hotplug."""
+    a = []
+    a += _rp("rp1", 1, "0x2.0x0", multifunction="on") + _ep("ep1", "rp1")
+    a += _rp("rp2", 2, "0x2.0x1")
+    a += _rp("rp3", 3, "0x3.0x0", dev="ioh3420") + _ep("ep3", "rp3")
+    a += _rp("rp4", 4, "0x4.0x0")
+    a += ["-device", "x3130-upstream,id=up1,bus=rp4"]
+    a += ["-device", "xio3130-downstream,id=dp1,bus=up1,chassis=5,slot=5"]
+    a += _ep("ep5", "dp1")
+    a += ["-device", "xio3130-downstream,id=dp2,bus=up1,chassis=6,slot=6"]
+    a += _rp("rp5", 7, "0x5.0x0", hotplug="off")
+    return a
+
+
+def topology_cxl(tmpdir):
+    """pxb-cxl host bridge, a CXL root port with a type 3 memory device (DOE
+    mailbox), a CXL switch with its DOE on MSI vector 1 and a downstream port."""
+    a = ["-M", "q35,cxl=on"]
+    a += ["-object", "memory-backend-ram,id=cxl-mem0,size=256M",
+          "-object", "memory-backend-ram,id=cxl-lsa0,size=256M",
+          "-object", "memory-backend-ram,id=cxl-mem1,size=256M",
+          "-object", "memory-backend-ram,id=cxl-lsa1,size=256M"]
+    a += ["-device", "pxb-cxl,bus_nr=12,bus=pcie.0,id=cxl.1,hdm_for_passthrough=true"]
+    a += ["-device", "cxl-rp,port=0,bus=cxl.1,id=crp0,chassis=0,slot=2"]
+    a += ["-device", "cxl-type3,bus=crp0,memdev=cxl-mem0,lsa=cxl-lsa0,id=cxl-mem0dev"]
+    a += ["-device", "cxl-rp,port=1,bus=cxl.1,id=crp1,chassis=0,slot=3"]
+    a += ["-device", "cxl-upstream,bus=crp1,id=cus0"]
+    a += ["-device", "cxl-downstream,port=0,bus=cus0,id=cds0,chassis=0,slot=4"]
+    a += ["-device", "cxl-type3,bus=cds0,memdev=cxl-mem1,lsa=cxl-lsa1,id=cxl-mem1dev"]
+    a += ["-M", "cxl-fmw.0.targets.0=cxl.1,cxl-fmw.0.size=4G"]
+    a += ["-m", "512,maxmem=8G,slots=4"]
+    return a
+
+
+def topology_many(n=64):
+    """n empty generic root ports (8 functions in each of n/8 slots)."""
+    a = []
+    for i in range(n):
+        slot, fn = 2 + i // 8, i % 8
+        kw = {"multifunction": "on"} if fn == 0 else {}
+        a += _rp(f"rp{i}", i + 1, f"0x{slot:x}.0x{fn:x}", **kw)
+    return a
+
+
+TOPOLOGIES = {
+    "basic": topology_basic,
+    "cxl": topology_cxl,
+    "many": topology_many,
+}
+
+
+class GuestError(Exception):
+    pass
+
+
+class Guest:
+    """A booted guest.  Use as a context manager."""
+
+    def __init__(self, kernel, initrd, topology="basic", cmdline="", log=None,
+                 boot_timeout=180, extra_args=()):
+        self.kernel, self.initrd = kernel, initrd
+        self.topology = topology
+        self.tmp = tempfile.mkdtemp(prefix="pcie-guest-")
+        self.log = log or os.path.join(self.tmp, "console.log")
+        self.qmp_path = os.path.join(self.tmp, "qmp.sock")
+        self.cmdline = ("console=ttyS0 loglevel=7 panic=-1 oops=panic "
+                        "printk.devkmsg=on " + cmdline).strip()
+        self.boot_timeout = boot_timeout
+        self.extra_args = list(extra_args)
+        self.proc = None
+        self.q = queue.Queue()
+        self.seq = 0
+        self.qmp = None
+
+    # -- lifecycle -----------------------------------------------------
+    def argv(self):
+        topo = TOPOLOGIES[self.topology]
+        devs = topo(self.tmp) if self.topology == "cxl" else topo()
+        return ([QEMU] + BASE_ARGS + devs + self.extra_args +
+                ["-kernel", self.kernel, "-initrd", self.initrd,
+                 "-append", self.cmdline,
+                 "-serial", f"file:{self.log}", "-serial", "stdio",
+                 "-qmp", f"unix:{self.qmp_path},server=on,wait=off"])
+
+    def __enter__(self):
+        self.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    def start(self):
+        argv = self.argv()
+        with open(os.path.join(self.tmp, "qemu.cmd"), "w") as f:
+            f.write(" ".join(shlex.quote(x) for x in argv) + "\n")
+        self.stderr = open(os.path.join(self.tmp, "qemu.stderr"), "w")
+        self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     stderr=self.stderr, bufsize=0)
+        threading.Thread(target=self._reader, daemon=True).start()
+        self._wait_line("@@READY", self.boot_timeout)
+        self.qmp = QMP(self.qmp_path)
+
+    def _reader(self):
+        buf = b""
+        while True:
+            chunk = self.proc.stdout.read1(4096) if hasattr(self.proc.stdout, "read1") \
+                else os.read(self.proc.stdout.fileno(), 4096)
+            if not chunk:
+                self.q.put(None)
+                return
+            buf += chunk
+            while b"\n" in buf:
+                line, buf = buf.split(b"\n", 1)
+                self.q.put(line.decode("utf-8", "replace").rstrip("\r"))
+
+    def _wait_line(self, want, timeout):
+        deadline = time.monotonic() + timeout
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise GuestError(f"timeout waiting for {want!r}; console tail:\n{self.console_tail()}")
+            try:
+                line = self.q.get(timeout=left)
+            except queue.Empty:
+                continue
+            if line is None:
+                raise GuestError(f"QEMU exited (rc={self.proc.wait()}) waiting for {want!r}; "
+                                 f"stderr: {self.qemu_stderr()}\nconsole tail:\n{self.console_tail()}")
+            if line.strip() == want:
+                return
+
+    def stop(self):
+        if self.qmp:
+            try:
+                self.qmp.cmd("quit")
+            except Exception:
+                pass
+            self.qmp.close()
+            self.qmp = None
+        if self.proc:
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+            self.proc = None
+
+    def console(self):
+        try:
+            with open(self.log, errors="replace") as f:
+                return f.read()
+        except OSError:
+            return ""
+
+    def console_tail(self, n=40):
+        return "\n".join(self.console().splitlines()[-n:])
+
+    def qemu_stderr(self):
+        try:
+            with open(os.path.join(self.tmp, "qemu.stderr")) as f:
+                return f.read().strip()[-2000:]
+        except OSError:
+            return ""
+
+    # -- agent -----------------------------------------------------------
+    def send(self, cmd):
+        """Start a guest command; return its tag for finish()."""
+        if "\n" in cmd:
+            raise ValueError("agent commands are single lines")
+        self.seq += 1
+        tag = f"c{self.seq}"
+        self.proc.stdin.write(f"{tag} {cmd}\n".encode())
+        self.proc.stdin.flush()
+        return tag
+
+    def poke(self):
+        """Send a bare newline to the agent's serial port (wakes a guest
+        whose ttyS1 is a wakeup source; the agent ignores it)."""
+        self.proc.stdin.write(b"\n")
+        self.proc.stdin.flush()
+
+    def finish(self, tag, cmd="", timeout=60, check=True):
+        out = []
+        deadline = time.monotonic() + timeout
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise GuestError(f"timeout ({timeout}s) running {cmd!r}; output so far: "
+                                 f"{out[-5:]}\nconsole tail:\n{self.console_tail()}")
+            try:
+                line = self.q.get(timeout=left)
+            except queue.Empty:
+                continue
+            if line is None:
+                raise GuestError(f"QEMU exited running {cmd!r}\nconsole tail:\n{self.console_tail()}")
+            if line.startswith(f"@@DONE {tag} "):
+                rc = int(line.split()[2])
+                text = "\n".join(out)
+                if check and rc != 0:
+                    raise GuestError(f"guest command failed (rc={rc}): {cmd}\n{text}")
+                return rc, text
+            out.append(line)
+
+    def run(self, cmd, timeout=60, check=True):
+        """Run a shell command in the guest; return (rc, output)."""
+        return self.finish(self.send(cmd), cmd, timeout, check)
+
+    def wait_console(self, text, timeout=30):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if text in self.console():
+                return True
+            time.sleep(0.2)
+        return False
+
+    def sh(self, cmd, timeout=60):
+        return self.run(cmd, timeout=timeout)[1]
+
+    def hmp(self, line):
+        return self.qmp.cmd("human-monitor-command", **{"command-line": line})
+
+    def wait_for(self, cmd, timeout=30, interval=0.5):
+        """Poll a guest command until it succeeds; return True if it did."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.run(cmd, check=False)[0] == 0:
+                return True
+            time.sleep(interval)
+        return False
+
+
+class QMP:
+    def __init__(self, path, timeout=30):
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                self.sock.connect(path)
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
+        self.sock.settimeout(60)
+        self.f = self.sock.makefile("rwb")
+        self._recv()  # greeting
+        self.cmd("qmp_capabilities")
+        self.events = []
+
+    def _recv(self):
+        while True:
+            line = self.f.readline()
+            if not line:
+                raise GuestError("QMP connection closed")
+            msg = json.loads(line)
+            if "event" in msg:
+                self.events.append(msg)
+                continue
+            return msg
+
+    def cmd(self, name, **args):
+        req = {"execute": name}
+        if args:
+            req["arguments"] = args
+        self.f.write(json.dumps(req).encode() + b"\n")
+        self.f.flush()
+        msg = self._recv()
+        if "error" in msg:
+            raise GuestError(f"QMP {name} failed: {msg['error']}")
+        return msg.get("return")
+
+    def close(self):
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+
+def _qmp_wait_event(self, name, timeout=30, match=None):
+    """Wait for a QMP event (optionally with data matching `match`)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        for i, ev in enumerate(self.events):
+            if ev["event"] == name and (match is None or
+                                         all(ev.get("data", {}).get(k) == v for k, v in match.items())):
+                del self.events[i]
+                return ev
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return None
+        self.sock.settimeout(left)
+        try:
+            line = self.f.readline()
+        except (socket.timeout, TimeoutError):
+            return None
+        finally:
+            self.sock.settimeout(60)
+        if not line:
+            raise GuestError("QMP connection closed")
+        msg = json.loads(line)
+        if "event" in msg:
+            self.events.append(msg)
+
+
+QMP.wait_event = _qmp_wait_event
+
+
+def pci_ids(qmp):
+    """Map QEMU device ids to guest BDFs (and bridge ids to their secondary
+    bus) from query-pci, which reports the bus numbers the guest assigned."""
+    bdf, secondary = {}, {}
+
+    def walk(devs, bus):
+        for d in devs:
+            addr = f"0000:{d['bus']:02x}:{d['slot']:02x}.{d['function']:x}"
+            if d.get("qdev_id"):
+                bdf[d["qdev_id"]] = addr
+            br = d.get("pci_bridge")
+            if br:
+                sec = br["bus"]["secondary"]
+                if d.get("qdev_id"):
+                    secondary[d["qdev_id"]] = sec
+                walk(br.get("devices", []), sec)
+
+    for b in qmp.cmd("query-pci"):
+        walk(b["devices"], b["bus"])
+    return bdf, secondary

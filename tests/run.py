@@ -1,0 +1,392 @@
+#!/usr/bin/env python3
+"""The differential test suite: the same QEMU scenarios on the base kernel and
+on the series kernel.  Prints TAP and ends with 'N passed, N failed, N skipped'.
+
+usage: run.py --base BZIMAGE --series BZIMAGE --initrd CPIO [--only NAME,...]
+"""
+import argparse
+import os
+import re
+import sys
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "host"))
+
+from qemu import Guest, GuestError, pci_ids  # noqa: E402
+from ports import Dump, SERVICES  # noqa: E402
+from tap import Reporter  # noqa: E402
+import expected  # noqa: E402
+
+BAD_DMESG = re.compile(
+    r"WARNING:|BUG:|Oops|Call Trace|general protection|possible recursive locking|"
+    r"possible circular locking|inconsistent lock state|Resources present before probing|"
+    r"nobody cared|kmemleak: \d+ new suspected|KASAN|UBSAN|list_(add|del) corruption|"
+    r"IRQ \d+: no longer affine|Disabling IRQ #")
+
+# Kind of device behind each QEMU id prefix of the basic topology.
+KIND = {"ep": "ep", "rp": "rp", "up": "usp", "dp": "dsp"}
+
+# Ports each topology must show (a dump with fewer is a failure, not a pass).
+TOPOLOGY_PORTS = {"basic": 8, "cxl": 4}
+
+
+class Kernel:
+    def __init__(self, label, image, args):
+        self.label, self.image = label, image
+        self.series = label == "series"
+        self.initrd = args.initrd
+        self.logdir = args.logdir
+        self.facts = {}       # scenario -> {key: value}, for the differential
+
+
+class Suite:
+    def __init__(self, args):
+        self.r = Reporter()
+        self.args = args
+
+    # -- helpers ---------------------------------------------------------
+    def guest(self, k, name, topology="basic", cmdline=""):
+        log = os.path.join(k.logdir, f"{k.label}-{name}.console.log")
+        return Guest(k.image, k.initrd, topology, cmdline, log=log)
+
+    def t(self, k, name):
+        return f"{k.label}: {name}"
+
+    def dmesg_clean(self, k, g, name):
+        bad = [line for line in g.sh("dmesg").splitlines() if BAD_DMESG.search(line)]
+        self.r.ok(not bad, self.t(k, f"{name}: dmesg has no WARN/BUG/lockdep/leak/IRQ splat"),
+                  "\n".join(bad[:40]))
+
+    def scenario(self, k, name, fn, *a, **kw):
+        """Run one scenario; a guest failure becomes one failed check."""
+        try:
+            fn(k, name, *a, **kw)
+        except GuestError as e:
+            self.r.ok(False, self.t(k, f"{name}: scenario ran to completion"), e)
+
+    # -- 1. services per port ---------------------------------------------
+    def services(self, k, name, topology="basic", cmdline=""):
+        with self.guest(k, name, topology, cmdline) as g:
+            time.sleep(1)  # let runtime PM settle before sampling it
+            d = Dump(g.sh("portdump"))
+            ports = [p for p in d.ports if p.type in ("rp", "usp", "dsp", "rcec")]
+            self.r.eq(len(ports), TOPOLOGY_PORTS[topology],
+                      self.t(k, f"{name}: number of PCIe ports found"))
+            # 6.12 asks for no _OSC control without MSI ("OS requires MSI").
+            if "compat" not in cmdline and "nomsi" not in cmdline:
+                self.r.ok(all(d.osc_controls(p) for p in ports),
+                          self.t(k, f"{name}: _OSC grant found for every port's host bridge"),
+                          "\n".join(f"{dev}: {t}" for dev, t in d.osc))
+            facts = k.facts.setdefault(name, {})
+            facts["pci_express_bus"] = g.run("test -d /sys/bus/pci_express", check=False)[0] == 0
+            for p in ports:
+                st = d.state(p)
+                active = {s for s, v in st.items() if v == "on"}
+                bad = {s: v for s, v in st.items() if v not in ("on", "off")}
+                tag = f"{name}: {p.bdf} ({p.type})"
+                self.r.ok(not bad, self.t(k, f"{tag} service IRQ handlers and enable bits agree"),
+                          f"{bad} (irqs {d.port_irqs(p)}, handlers {sorted(d.handlers(p))})")
+                self.r.eq(sorted(active), sorted(d.expected(p, expected.features() if k.series else frozenset())),
+                          self.t(k, f"{tag} services are those the capabilities, _OSC and "
+                                    "command line permit"))
+                mode = p.irq_mode(d.handlers(p))
+                self.r.eq(mode, d.expected_mode(p, active),
+                          self.t(k, f"{tag} interrupt mode"))
+                self.r.eq(p.runtime_control, "auto" if d.d3_possible(p) else "on",
+                          self.t(k, f"{tag} runtime PM policy (power/control)"))
+                if d.d3_possible(p) and p.pm_cap and not p.pci_children:
+                    self.r.eq(p.power_state, "D3hot", self.t(k, f"{tag} idle port is in D3hot"))
+                facts[p.bdf] = {
+                    "type": p.type,
+                    "services": ",".join(sorted(active)) or "-",
+                    "mode": mode,
+                    "vectors": len(p.msi),
+                    "driver": p.driver or "none",
+                    "runtime_control": p.runtime_control,
+                    "power_state": p.power_state,
+                    "child_devices": p.child_devices,
+                }
+            self.dmesg_clean(k, g, name)
+
+    # -- 2. AER ------------------------------------------------------------
+    @staticmethod
+    def aer_totals(g, bdf):
+        out = {}
+        for sev, f in (("cor", "correctable"), ("nonfatal", "nonfatal"), ("fatal", "fatal")):
+            text = g.sh(f"cat /sys/bus/pci/devices/{bdf}/aer_dev_{f}")
+            m = re.search(r"TOTAL_ERR_\w+ (\d+)", text)
+            out[sev] = int(m.group(1)) if m else -1
+        return out
+
+    def endpoint_ok(self, k, g, bdf, tag):
+        rc, out = g.run(f"cat /sys/bus/pci/devices/{bdf}/vendor; "
+                        f"basename $(readlink /sys/bus/pci/devices/{bdf}/driver); "
+                        f"cat /sys/bus/pci/devices/{bdf}/enable", check=False)
+        self.r.eq(out.split(), ["0x8086", "e1000e", "1"],
+                  self.t(k, f"{tag}: endpoint still present, bound and enabled"))
+
+    def mark(self, g):
+        """Write a unique marker into the kernel log; return it."""
+        self.marks = getattr(self, "marks", 0) + 1
+        m = f"harness-mark-{self.marks}"
+        g.run(f"echo {m} > /dev/kmsg")
+        return m
+
+    def since(self, g, mark):
+        return g.sh(f"dmesg | sed -n '/{mark}$/,$p'")
+
+    def aer_check(self, k, g, tag, target, inject, sev, endpoint=None, port_type="ep"):
+        """Inject one error with `inject()`, then check counters and recovery.
+
+        After a fatal error 6.12 reads the AER registers only of Root Ports,
+        RCECs and Downstream Ports (aer_get_device_error_info(): the link of
+        anything else may be down); an endpoint's or upstream port's error is
+        logged as "Inaccessible" and its counters stay.  That is the
+        behaviour to keep."""
+        before = self.aer_totals(g, target)
+        mark = self.mark(g)
+        inject()
+        want = dict(before)
+        counted = sev != "fatal" or port_type in ("rp", "rcec", "dsp")
+        if counted:
+            want[sev] += 1
+        logged = g.wait_for(f"dmesg | sed -n '/{mark}$/,$p' | grep -q "
+                            f"'AER: {'Correctable' if sev == 'cor' else 'Uncorrectable'}"
+                            f".*error message received from {target}'", timeout=30)
+        self.r.ok(logged, self.t(k, f"{tag}: the error is reported in dmesg"),
+                  self.since(g, mark)[-2000:])
+        if sev != "cor":
+            ok = g.wait_for(f"dmesg | sed -n '/{mark}$/,$p' | "
+                            "grep -q 'AER: device recovery successful'", timeout=30)
+            self.r.ok(ok, self.t(k, f"{tag}: error recovery reported success"),
+                      self.since(g, mark)[-2000:])
+        got = self.aer_totals(g, target)
+        what = f"moved by one {sev}" if counted else f"unchanged (fatal at an {port_type})"
+        self.r.eq(got, want, self.t(k, f"{tag}: aer_dev_* counters of {target} {what}"))
+        if endpoint:
+            self.endpoint_ok(k, g, endpoint, tag)
+
+    def aer(self, k, name):
+        with self.guest(k, name) as g:
+            ids, _ = pci_ids(g.qmp)
+            facts = k.facts.setdefault(name, {})
+            # (a) the kernel's software injector, /dev/aer_inject: below an
+            # MSI-X root port, an MSI root port, at a switch port and below it.
+            for dev, ep in (("ep1", "ep1"), ("ep3", "ep3"), ("dp1", "ep5"), ("ep5", "ep5")):
+                for sev in ("cor", "nonfatal", "fatal"):
+                    tag = f"{name}: aer_inject {sev} at {dev} ({ids[dev]})"
+                    self.aer_check(k, g, tag, ids[dev],
+                                   lambda: g.sh(f"aer-inject {ids[dev]} {sev}"),
+                                   sev, endpoint=ids[ep], port_type=KIND[dev[:2]])
+            facts["counters"] = {d: self.aer_totals(g, ids[d])
+                                 for d in ("ep1", "ep3", "dp1", "ep5")}
+            self.dmesg_clean(k, g, name)
+
+    def aer_qemu(self, k, name):
+        """AER errors raised by the emulator.  A boot of its own: once
+        aer_inject has injected below a root port it keeps faking that port's
+        Root Error Status, which hides errors the emulator raises."""
+        with self.guest(k, name) as g:
+            ids, _ = pci_ids(g.qmp)
+            facts = k.facts.setdefault(name, {})
+            # The emulator: QEMU's pcie_aer_inject_error, which answers
+            # "OK" even where it then drops the message.  QEMU sends an error
+            # message up only if it is uncorrectable, SERR# Enable is set in
+            # the Command register and the severity's reporting enable in
+            # Device Control, in the source and every port on the way
+            # (hw/pci/pcie_aer.c, pcie_aer_msg_alldev()).  Firmware (SeaBIOS)
+            # sets SERR#; set it again in case a reset cleared it.
+            for dev, path in (("dp1", ["dp1", "up1", "rp4"]), ("up1", ["up1", "rp4"]),
+                              ("rp1", ["rp1"])):
+                for sev, status in (("nonfatal", "0x4000"), ("fatal", "0x10")):
+                    tag = f"{name}: QEMU pcie_aer_inject_error {sev} at {dev} ({ids[dev]})"
+                    g.sh("; ".join(f"setpci -s {ids[x]} COMMAND=0100:0100" for x in path))
+                    endpoint = ids["ep1"] if dev == "rp1" else ids["ep5"]
+                    self.aer_check(k, g, tag, ids[dev],
+                                   lambda: g.hmp(f"pcie_aer_inject_error {dev} {status}"),
+                                   sev, endpoint=endpoint, port_type=KIND[dev[:2]])
+            self.r.skip(self.t(k, f"{name}: QEMU pcie_aer_inject_error at an endpoint"),
+                        "QEMU 7.2's e1000e lacks the Device Control error reporting enables "
+                        "(no pcie_cap_deverr_init()), so QEMU drops the errors it originates")
+            self.r.skip(self.t(k, f"{name}: QEMU pcie_aer_inject_error correctable"),
+                        "QEMU 7.2 never forwards correctable error messages "
+                        "(pcie_aer_msg_alldev() passes only uncorrectable ones)")
+            facts["counters"] = {d: self.aer_totals(g, ids[d]) for d in ("dp1", "up1", "rp1")}
+            self.dmesg_clean(k, g, name)
+
+    # -- 3. native hotplug ---------------------------------------------------
+    def hotplug_cycle(self, k, g, tag, port, sec, i):
+        dev = f"hp{i}"
+        path = f"/sys/bus/pci/devices/0000:{sec:02x}:00.0"
+        g.qmp.cmd("device_add", driver="e1000e", id=dev, bus=port)
+        up = g.wait_for(f"test -e {path}/driver", timeout=30)
+        down = False
+        if up:
+            g.qmp.cmd("device_del", id=dev)
+            ev = g.qmp.wait_event("DEVICE_DELETED", timeout=30, match={"device": dev})
+            down = ev is not None and g.wait_for(f"! test -e {path}", timeout=10)
+        return up, down
+
+    def hotplug(self, k, name, cycles=10):
+        with self.guest(k, name) as g:
+            ids, sec = pci_ids(g.qmp)
+            irqs0 = g.sh("ls /sys/kernel/debug/irq/irqs | wc -l").strip()
+            facts = k.facts.setdefault(name, {})
+            for port, n in (("rp2", cycles), ("dp2", 3)):
+                ups = downs = 0
+                for i in range(n):
+                    up, down = self.hotplug_cycle(k, g, name, port, sec[port], f"{port}x{i}")
+                    ups += up
+                    downs += down
+                    if not (up and down):
+                        break
+                self.r.eq((ups, downs), (n, n), self.t(
+                    k, f"{name}: {n} device_add/device_del cycles on {port} ({ids[port]}): "
+                       "endpoint appears with its driver and goes away"))
+                facts[port] = (ups, downs)
+            irqs1 = g.sh("ls /sys/kernel/debug/irq/irqs | wc -l").strip()
+            self.r.eq(irqs1, irqs0, self.t(k, f"{name}: no interrupt descriptors leaked"))
+            self.dmesg_clean(k, g, name)
+
+    # -- 4. runtime PM ---------------------------------------------------------
+    def runtime_pm(self, k, name, cmdline):
+        with self.guest(k, name, cmdline=cmdline) as g:
+            ids, sec = pci_ids(g.qmp)
+            time.sleep(1)
+            d = Dump(g.sh("portdump"))
+            facts = k.facts.setdefault(name, {})
+            for p in d.ports:
+                if p.type not in ("rp", "usp", "dsp"):
+                    continue
+                want = "auto" if d.d3_possible(p) else "on"
+                self.r.eq(p.runtime_control, want,
+                          self.t(k, f"{name}: {p.bdf} ({p.type}) power/control follows "
+                                    f"pci_bridge_d3_possible()"))
+                facts[p.bdf] = p.runtime_control
+            rp2 = next(p for p in d.ports if p.bdf == ids["rp2"])
+            if not rp2.pm_cap:
+                self.r.skip(self.t(k, f"{name}: idle port reaches D3hot, wakes for config "
+                                      "access and hotplug"),
+                            "QEMU 7.2 root and switch ports have no PCI Power Management "
+                            "capability, so they cannot leave D0")
+            elif d.d3_possible(rp2):
+                ok = g.wait_for(f"grep -qx D3hot /sys/bus/pci/devices/{ids['rp2']}/power_state")
+                self.r.ok(ok, self.t(k, f"{name}: idle hotplug port rp2 reaches D3hot"))
+                up, down = self.hotplug_cycle(k, g, name, "rp2", sec["rp2"], "rpm")
+                self.r.eq((up, down), (True, True),
+                          self.t(k, f"{name}: hotplug wakes the suspended port"))
+            # A config read through sysfs must work whatever the power state.
+            vid = g.sh(f"od -An -tx2 -N2 /sys/bus/pci/devices/{ids['rp2']}/config").strip()
+            self.r.eq(vid, "1b36", self.t(k, f"{name}: config access to rp2 works"))
+            self.dmesg_clean(k, g, name)
+
+    # -- 5. system sleep ---------------------------------------------------------
+    def s2idle(self, k, name):
+        with self.guest(k, name) as g:
+            ids, sec = pci_ids(g.qmp)
+            before = Dump(g.sh("portdump"))
+            # Wake-up source: a character on the agent's serial port.  The RTC
+            # alarm cannot wake s2idle here: rtc-cmos arms the ACPI RTC fixed
+            # event, which QEMU's ICH9 raises only to leave S3.
+            g.run("echo enabled > /sys/class/tty/ttyS1/power/wakeup")
+            mark = self.mark(g)
+            cmd = "echo freeze > /sys/power/state"
+            tag = g.send(cmd)
+            entered = g.wait_console("PM: suspend entry (s2idle)", timeout=60)
+            # Poke until the write returns: a character that arrives before
+            # ttyS1's wake-up IRQ is armed does not wake the guest.
+            for attempt in range(30):
+                time.sleep(2)
+                g.poke()
+                try:
+                    rc, out = g.finish(tag, cmd, timeout=2, check=False)
+                    break
+                except GuestError:
+                    if attempt == 29:
+                        raise
+            log = self.since(g, mark)
+            self.r.ok(entered and rc == 0 and "PM: suspend entry (s2idle)" in log and
+                      "PM: suspend exit" in log,
+                      self.t(k, f"{name}: s2idle suspend and resume (serial wake-up)"),
+                      f"rc={rc} {out}\n" + "\n".join(log.splitlines()[-20:]))
+            after = Dump(g.sh("portdump"))
+            sb = {p.bdf: before.state(p) for p in before.ports}
+            sa = {p.bdf: after.state(p) for p in after.ports}
+            self.r.eq(sa, sb, self.t(k, f"{name}: port services after resume as before"))
+            self.aer_check(k, g, f"{name}: after resume, aer_inject cor at ep1", ids["ep1"],
+                           lambda: g.sh(f"aer-inject {ids['ep1']} cor"), "cor")
+            self.aer_check(k, g, f"{name}: after resume, aer_inject nonfatal at ep3", ids["ep3"],
+                           lambda: g.sh(f"aer-inject {ids['ep3']} nonfatal"), "nonfatal",
+                           endpoint=ids["ep3"], port_type="ep")
+            up, down = self.hotplug_cycle(k, g, name, "rp2", sec["rp2"], "resume")
+            self.r.eq((up, down), (True, True),
+                      self.t(k, f"{name}: after resume, hotplug on rp2 works"))
+            self.dmesg_clean(k, g, name)
+
+    # -- the plan -----------------------------------------------------------------
+    def plan(self):
+        return [
+            ("services-basic", self.services, dict(topology="basic")),
+            ("services-cxl", self.services, dict(topology="cxl")),
+            ("cmdline-pcie_ports=compat", self.services, dict(cmdline="pcie_ports=compat")),
+            ("cmdline-pcie_ports=native", self.services, dict(cmdline="pcie_ports=native")),
+            ("cmdline-pci=noaer", self.services, dict(cmdline="pci=noaer")),
+            ("cmdline-pcie_pme=nomsi", self.services, dict(cmdline="pcie_pme=nomsi")),
+            ("cmdline-pci=nomsi", self.services, dict(cmdline="pci=nomsi")),
+            ("cmdline-pci=nomsi+pcie_ports=native", self.services,
+             dict(cmdline="pci=nomsi pcie_ports=native")),
+            ("aer", self.aer, {}),
+            ("aer-qemu", self.aer_qemu, {}),
+            ("hotplug", self.hotplug, {}),
+            ("runtime-pm", self.runtime_pm, dict(cmdline="")),
+            ("runtime-pm-pcie_port_pm=off", self.runtime_pm, dict(cmdline="pcie_port_pm=off")),
+            ("runtime-pm-pcie_port_pm=force", self.runtime_pm, dict(cmdline="pcie_port_pm=force")),
+            ("s2idle", self.s2idle, {}),
+        ]
+
+    def run(self, kernels, only):
+        for k in kernels:
+            self.r.note(f"--- {k.label} kernel: {k.image}")
+            for name, fn, kw in self.plan():
+                if only and not any(o in name for o in only):
+                    continue
+                self.scenario(k, name, fn, **kw)
+        if len(kernels) == 2:
+            self.differential(*kernels)
+        return self.r.finish()
+
+    def differential(self, base, series):
+        """What users see must match, except the listed intended differences."""
+        self.r.note("--- differential: base vs series")
+        for scen in sorted(set(base.facts) | set(series.facts)):
+            b, s = base.facts.get(scen, {}), series.facts.get(scen, {})
+            for key in sorted(set(b) | set(s)):
+                bv, sv = b.get(key), s.get(key)
+                want = expected.series_value(scen, key, bv, series_has=expected.SERIES_FEATURES)
+                self.r.eq(sv, want, f"differential: {scen}: {key}")
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--base")
+    ap.add_argument("--series")
+    ap.add_argument("--initrd", required=True)
+    ap.add_argument("--logdir", default=os.environ.get("LOGDIR", "/tmp/pcie-tests"))
+    ap.add_argument("--only", default="")
+    args = ap.parse_args()
+    os.makedirs(args.logdir, exist_ok=True)
+    kernels = []
+    for label in ("base", "series"):
+        img = getattr(args, label)
+        if img:
+            if not os.path.exists(img):
+                sys.exit(f"{label} kernel {img} does not exist: run 'make kernels' first")
+            kernels.append(Kernel(label, img, args))
+    if not kernels:
+        sys.exit("give --base and/or --series")
+    only = [o for o in args.only.split(",") if o]
+    sys.exit(Suite(args).run(kernels, only))
+
+
+if __name__ == "__main__":
+    main()
