@@ -26,8 +26,13 @@ series) src=$TREE ;;
 *) die "unknown tree '$which' (base or series)" ;;
 esac
 
-obj=$BUILD/obj-$which-$flavour
+# The object directory is a direct subdirectory of the source, so Kbuild uses
+# the relative srctree "..": base and series then compile with identical
+# command lines and ccache serves whatever the series does not change.
+obj=$src/.obj-$flavour
 mkdir -p "$obj"
+grep -qx '/.obj-\*' "$(git -C "$TREE" rev-parse --path-format=absolute --git-common-dir)/info/exclude" 2>/dev/null ||
+	echo '/.obj-*' >>"$(git -C "$TREE" rev-parse --path-format=absolute --git-common-dir)/info/exclude"
 frag=$TOP/configs/guest.config
 if [ "$flavour" = debug ]; then
 	cat "$TOP/configs/guest.config" "$TOP/configs/debug.config" >"$obj/fragment.config"
@@ -36,8 +41,8 @@ elif [ "$flavour" != guest ]; then
 	die "unknown flavour '$flavour' (guest or debug)"
 fi
 
-export CCACHE_DIR=${CCACHE_DIR:-$BUILD/ccache}
-export CCACHE_BASEDIR=$src
+# ccache keeps its default directory (~/.cache/ccache), shared by every clone
+# on the machine, so CI on a fresh clone reuses what earlier builds compiled.
 export CCACHE_NOHASHDIR=1
 export CCACHE_MAXSIZE=${CCACHE_MAXSIZE:-5G}
 mk=(make -C "$src" O="$obj" CC="ccache gcc" HOSTCC="ccache gcc" -j"$(jobs)" -s)

@@ -16,6 +16,7 @@ from qemu import Guest, GuestError, pci_ids  # noqa: E402
 from ports import Dump, SERVICES  # noqa: E402
 from tap import Reporter  # noqa: E402
 import expected  # noqa: E402
+import static  # noqa: E402
 
 BAD_DMESG = re.compile(
     r"WARNING:|BUG:|Oops|Call Trace|general protection|possible recursive locking|"
@@ -47,12 +48,18 @@ class Suite:
     # -- helpers ---------------------------------------------------------
     def guest(self, k, name, topology="basic", cmdline=""):
         log = os.path.join(k.logdir, f"{k.label}-{name}.console.log")
-        return Guest(k.image, k.initrd, topology, cmdline, log=log)
+        return Guest(k.image, k.initrd, topology, cmdline, log=log,
+                     boot_timeout=600 if self.args.debug else 180,
+                     scale=5 if self.args.debug else 1)
 
     def t(self, k, name):
         return f"{k.label}: {name}"
 
     def dmesg_clean(self, k, g, name):
+        if self.args.debug:
+            # kmemleak reports what it finds in dmesg ("N new suspected ...")
+            g.run("echo scan > /sys/kernel/debug/kmemleak; echo scan > /sys/kernel/debug/kmemleak",
+                  timeout=600, check=False)
         bad = [line for line in g.sh("dmesg").splitlines() if BAD_DMESG.search(line)]
         self.r.ok(not bad, self.t(k, f"{name}: dmesg has no WARN/BUG/lockdep/leak/IRQ splat"),
                   "\n".join(bad[:40]))
@@ -345,6 +352,11 @@ class Suite:
         ]
 
     def run(self, kernels, only):
+        if self.args.static or self.args.static_only:
+            try:
+                static.run(self.r, each_patch=self.args.each_patch)
+            except Exception as e:  # a broken tree must show as a failure
+                self.r.ok(False, "static: checks ran", e)
         for k in kernels:
             self.r.note(f"--- {k.label} kernel: {k.image}")
             for name, fn, kw in self.plan():
@@ -370,7 +382,11 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--base")
     ap.add_argument("--series")
-    ap.add_argument("--initrd", required=True)
+    ap.add_argument("--initrd")
+    ap.add_argument("--static", action="store_true", help="also run the static checks")
+    ap.add_argument("--static-only", action="store_true")
+    ap.add_argument("--each-patch", action="store_true", help="build every patch")
+    ap.add_argument("--debug", action="store_true", help="debug kernels: kmemleak scans")
     ap.add_argument("--logdir", default=os.environ.get("LOGDIR", "/tmp/pcie-tests"))
     ap.add_argument("--only", default="")
     args = ap.parse_args()
@@ -382,8 +398,10 @@ def main():
             if not os.path.exists(img):
                 sys.exit(f"{label} kernel {img} does not exist: run 'make kernels' first")
             kernels.append(Kernel(label, img, args))
-    if not kernels:
+    if not kernels and not args.static_only:
         sys.exit("give --base and/or --series")
+    if kernels and not (args.initrd and os.path.exists(args.initrd)):
+        sys.exit("no initramfs: run 'make initramfs' first")
     only = [o for o in args.only.split(",") if o]
     sys.exit(Suite(args).run(kernels, only))
 

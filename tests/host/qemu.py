@@ -63,7 +63,7 @@ def topology_cxl(tmpdir):
           "-object", "memory-backend-ram,id=cxl-lsa0,size=256M",
           "-object", "memory-backend-ram,id=cxl-mem1,size=256M",
           "-object", "memory-backend-ram,id=cxl-lsa1,size=256M"]
-    a += ["-device", "pxb-cxl,bus_nr=12,bus=pcie.0,id=cxl.1,hdm_for_passthrough=true"]
+    a += ["-device", "pxb-cxl,bus_nr=12,bus=pcie.0,id=cxl.1"]
     a += ["-device", "cxl-rp,port=0,bus=cxl.1,id=crp0,chassis=0,slot=2"]
     a += ["-device", "cxl-type3,bus=crp0,memdev=cxl-mem0,lsa=cxl-lsa0,id=cxl-mem0dev"]
     a += ["-device", "cxl-rp,port=1,bus=cxl.1,id=crp1,chassis=0,slot=3"]
@@ -100,7 +100,7 @@ class Guest:
     """A booted guest.  Use as a context manager."""
 
     def __init__(self, kernel, initrd, topology="basic", cmdline="", log=None,
-                 boot_timeout=180, extra_args=()):
+                 boot_timeout=180, extra_args=(), scale=1):
         self.kernel, self.initrd = kernel, initrd
         self.topology = topology
         self.tmp = tempfile.mkdtemp(prefix="pcie-guest-")
@@ -110,6 +110,7 @@ class Guest:
                         "printk.devkmsg=on " + cmdline).strip()
         self.boot_timeout = boot_timeout
         self.extra_args = list(extra_args)
+        self.scale = scale      # multiplies every command timeout (debug kernels)
         self.proc = None
         self.q = queue.Queue()
         self.seq = 0
@@ -223,6 +224,7 @@ class Guest:
         self.proc.stdin.flush()
 
     def finish(self, tag, cmd="", timeout=60, check=True):
+        timeout *= self.scale
         out = []
         deadline = time.monotonic() + timeout
         while True:
@@ -273,6 +275,8 @@ class Guest:
 
 
 class QMP:
+    """A minimal QMP client over a unix socket (line-delimited JSON)."""
+
     def __init__(self, path, timeout=30):
         deadline = time.monotonic() + timeout
         while True:
@@ -281,20 +285,40 @@ class QMP:
                 self.sock.connect(path)
                 break
             except OSError:
+                self.sock.close()
                 if time.monotonic() > deadline:
                     raise
                 time.sleep(0.1)
-        self.sock.settimeout(60)
-        self.f = self.sock.makefile("rwb")
-        self._recv()  # greeting
-        self.cmd("qmp_capabilities")
+        self.buf = b""
         self.events = []
+        self._recv(60)  # greeting
+        self.cmd("qmp_capabilities")
 
-    def _recv(self):
-        while True:
-            line = self.f.readline()
-            if not line:
+    def _line(self, timeout):
+        """One line from the socket, or None after `timeout` seconds."""
+        deadline = time.monotonic() + timeout
+        while b"\n" not in self.buf:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return None
+            self.sock.settimeout(left)
+            try:
+                chunk = self.sock.recv(65536)
+            except (socket.timeout, TimeoutError):
+                return None
+            if not chunk:
                 raise GuestError("QMP connection closed")
+            self.buf += chunk
+        line, self.buf = self.buf.split(b"\n", 1)
+        return line
+
+    def _recv(self, timeout):
+        """The next non-event message; events are queued."""
+        deadline = time.monotonic() + timeout
+        while True:
+            line = self._line(max(deadline - time.monotonic(), 0))
+            if line is None:
+                raise GuestError("QMP did not answer")
             msg = json.loads(line)
             if "event" in msg:
                 self.events.append(msg)
@@ -305,47 +329,33 @@ class QMP:
         req = {"execute": name}
         if args:
             req["arguments"] = args
-        self.f.write(json.dumps(req).encode() + b"\n")
-        self.f.flush()
-        msg = self._recv()
+        self.sock.sendall(json.dumps(req).encode() + b"\n")
+        msg = self._recv(60)
         if "error" in msg:
             raise GuestError(f"QMP {name} failed: {msg['error']}")
         return msg.get("return")
+
+    def wait_event(self, name, timeout=30, match=None):
+        """Wait for a QMP event (optionally with data matching `match`)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            for i, ev in enumerate(self.events):
+                data = ev.get("data", {})
+                if ev["event"] == name and all(data.get(k) == v for k, v in (match or {}).items()):
+                    del self.events[i]
+                    return ev
+            line = self._line(max(deadline - time.monotonic(), 0))
+            if line is None:
+                return None
+            msg = json.loads(line)
+            if "event" in msg:
+                self.events.append(msg)
 
     def close(self):
         try:
             self.sock.close()
         except OSError:
             pass
-
-
-def _qmp_wait_event(self, name, timeout=30, match=None):
-    """Wait for a QMP event (optionally with data matching `match`)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        for i, ev in enumerate(self.events):
-            if ev["event"] == name and (match is None or
-                                         all(ev.get("data", {}).get(k) == v for k, v in match.items())):
-                del self.events[i]
-                return ev
-        left = deadline - time.monotonic()
-        if left <= 0:
-            return None
-        self.sock.settimeout(left)
-        try:
-            line = self.f.readline()
-        except (socket.timeout, TimeoutError):
-            return None
-        finally:
-            self.sock.settimeout(60)
-        if not line:
-            raise GuestError("QMP connection closed")
-        msg = json.loads(line)
-        if "event" in msg:
-            self.events.append(msg)
-
-
-QMP.wait_event = _qmp_wait_event
 
 
 def pci_ids(qmp):

@@ -1,0 +1,78 @@
+# PCIe port services in the PCI core: the series (patches/) and its harness.
+#   make run    - build the series kernel and boot it in QEMU, show the ports
+#   make check  - the whole test suite (base and series kernels, static checks)
+# See README.md.
+SHELL := /bin/bash
+BUILD ?= $(CURDIR)/build
+export BUILD
+LOGDIR ?= $(BUILD)/logs
+PY := python3
+
+BASE_IMG   = $(BUILD)/linux-base/.obj-guest/arch/x86/boot/bzImage
+SERIES_IMG = $(BUILD)/linux/.obj-guest/arch/x86/boot/bzImage
+INITRD     = $(BUILD)/initramfs.cpio.gz
+
+.PHONY: help deps tree export kernels kernel-base kernel-series initramfs run check \
+	check-quick check-static check-series check-debug bench clean
+
+help:
+	@sed -n 's/^#   make/  make/p' Makefile; echo "  (also: deps tree export kernels check-series check-debug bench)"
+
+deps:
+	@bash scripts/deps.sh
+
+tree: deps
+	@bash scripts/tree.sh
+
+export:
+	@bash scripts/export.sh
+
+kernel-base: tree
+	@bash scripts/kbuild.sh base >/dev/null
+
+kernel-series: tree
+	@bash scripts/kbuild.sh series >/dev/null
+
+kernels: kernel-base kernel-series
+
+initramfs: deps
+	@bash scripts/initramfs.sh >/dev/null
+
+run: kernel-series initramfs
+	@$(PY) scripts/show.py --kernel $(SERIES_IMG) --initrd $(INITRD) --topology $(or $(TOPOLOGY),basic)
+
+# The whole suite: QEMU scenarios on both kernels, the differential, static checks.
+check: kernels initramfs
+	@mkdir -p $(LOGDIR)
+	@$(PY) tests/run.py --base $(BASE_IMG) --series $(SERIES_IMG) --initrd $(INITRD) \
+		--logdir $(LOGDIR) --static $(if $(ONLY),--only $(ONLY))
+
+# Only the series kernel's scenarios (for quick iteration).
+check-quick: kernel-series initramfs
+	@mkdir -p $(LOGDIR)
+	@$(PY) tests/run.py --series $(SERIES_IMG) --initrd $(INITRD) --logdir $(LOGDIR) \
+		$(if $(ONLY),--only $(ONLY))
+
+check-static: tree
+	@$(PY) tests/run.py --static-only
+
+# Every patch builds on its own (W=1, sparse on the files it touches) and
+# passes checkpatch --strict.
+check-series: tree
+	@$(PY) tests/run.py --static-only --each-patch
+
+check-debug: tree initramfs
+	@bash scripts/kbuild.sh base debug >/dev/null
+	@bash scripts/kbuild.sh series debug >/dev/null
+	@mkdir -p $(LOGDIR)/debug
+	@$(PY) tests/run.py --base $(BUILD)/linux-base/.obj-debug/arch/x86/boot/bzImage \
+		--series $(BUILD)/linux/.obj-debug/arch/x86/boot/bzImage --initrd $(INITRD) \
+		--logdir $(LOGDIR)/debug --debug $(if $(ONLY),--only $(ONLY))
+
+bench: kernels initramfs
+	@$(PY) scripts/bench.py --base $(BASE_IMG) --series $(SERIES_IMG) --initrd $(INITRD) \
+		--out $(BUILD)/bench
+
+clean:
+	rm -rf $(BUILD)/linux/.obj-* $(BUILD)/linux-base/.obj-* $(BUILD)/initramfs* \
+		$(BUILD)/logs $(BUILD)/bench

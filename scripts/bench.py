@@ -1,0 +1,156 @@
+#!/usr/bin/env python3
+"""make bench: port setup cost on the base and the series kernel, in one run.
+
+For each kernel, on the 'many' topology (64 empty MSI-X root ports):
+  - vectors allocated per port and struct devices per port (after boot),
+  - time from the first to the last port set up at boot (dmesg timestamps of
+    the services' "enabled"/"Signaling"/"Slot" lines) and the time a rescan of
+    all 64 removed ports takes,
+  - per port during that rescan: PCI config space accesses
+    (pci_bus_{read,write}_config_*), MSI/MSI-X enable and disable cycles
+    (writes to the Message Control register that flip the enable bit, from a
+    kprobe on pci_bus_write_config_word) and calls into the PCI IRQ API,
+  - vmlinux text size.
+Prints a table and writes bench.json.  Nothing here is asserted.
+"""
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "host"))
+from qemu import Guest  # noqa: E402
+from ports import Dump  # noqa: E402
+
+NPORTS = 64
+PROFILED = ["pci_bus_read_config_byte", "pci_bus_read_config_word", "pci_bus_read_config_dword",
+            "pci_bus_write_config_byte", "pci_bus_write_config_word",
+            "pci_bus_write_config_dword", "pci_alloc_irq_vectors_affinity",
+            "pci_alloc_irq_vectors", "pci_free_irq_vectors", "pci_msix_alloc_irq_at",
+            "pci_msix_free_irq", "pci_disable_msi", "pci_disable_msix", "pci_irq_vector"]
+T = "/sys/kernel/tracing"
+
+
+def ktime(line):
+    m = re.match(r"\[\s*(\d+\.\d+)\]", line)
+    return float(m.group(1)) if m else None
+
+
+def rescan(g, ports):
+    g.sh("; ".join(f"echo 1 > /sys/bus/pci/devices/{p}/remove" for p in ports), timeout=300)
+    g.sh("echo bench-rescan-start > /dev/kmsg; echo 1 > /sys/bus/pci/rescan; "
+         "echo bench-rescan-end > /dev/kmsg", timeout=600)
+    log = g.sh("dmesg | grep -E 'bench-rescan-(start|end)' | tail -2").splitlines()
+    return ktime(log[1]) - ktime(log[0])
+
+
+def measure(label, image, initrd, logdir):
+    res = {"kernel": label}
+    with Guest(image, initrd, "many", log=os.path.join(logdir, f"bench-{label}.log"),
+               boot_timeout=600) as g:
+        time.sleep(2)
+        d = Dump(g.sh("portdump", timeout=300))
+        ports = [p for p in d.ports if p.type == "rp"]
+        res["ports"] = len(ports)
+        res["vectors_per_port"] = sum(len(p.msi) for p in ports) / max(len(ports), 1)
+        res["devices_per_port"] = sum(p.child_devices for p in ports) / max(len(ports), 1)
+        # boot: first to last port service set-up line
+        stamps = [ktime(line) for line in g.sh(
+            "dmesg | grep -E '0000:00:[0-9a-f]{2}\\.[0-7].*(PME: Signaling|AER: enabled|"
+            "pciehp: Slot)'").splitlines()]
+        stamps = [s for s in stamps if s is not None]
+        res["boot_setup_span_ms"] = round((max(stamps) - min(stamps)) * 1000, 1) if stamps else None
+        bdfs = [p.bdf for p in ports]
+        # untraced rescan: time
+        res["rescan_ms"] = round(rescan(g, bdfs) * 1000, 1)
+        # traced rescan: counts
+        msix_ctrl = {}
+        for p in ports:
+            pos = p.cfg.cap(0x11)
+            if pos:
+                msix_ctrl[int(p.bdf.split(":")[2].replace(".", ""), 16)] = ("msix", pos + 2)
+            pos = p.cfg.cap(0x05)
+            if pos:
+                msix_ctrl.setdefault(int(p.bdf.split(":")[2].replace(".", ""), 16), ("msi", pos + 2))
+        g.sh(f"echo 'p:cfgw pci_bus_write_config_word devfn=%si:u32 where=%dx:u32 val=%cx:u16'"
+             f" > {T}/kprobe_events; echo > {T}/trace; echo 65536 > {T}/buffer_size_kb")
+        g.run(f"for f in {' '.join(PROFILED)}; do echo $f >> {T}/set_ftrace_filter; done",
+              check=False)
+        g.sh(f"echo 1 > {T}/events/kprobes/cfgw/enable; echo 1 > {T}/function_profile_enabled")
+        g.sh("; ".join(f"echo 1 > /sys/bus/pci/devices/{p}/remove" for p in bdfs), timeout=300)
+        g.sh(f"echo 0 > {T}/function_profile_enabled; echo > {T}/trace; "
+             f"echo 1 > {T}/function_profile_enabled")
+        g.sh("echo 1 > /sys/bus/pci/rescan", timeout=600)
+        g.sh(f"echo 0 > {T}/function_profile_enabled; echo 0 > {T}/events/kprobes/cfgw/enable")
+        stats = g.sh(f"cat {T}/trace_stat/function*", timeout=120)
+        calls = {}
+        for line in stats.splitlines():
+            f = line.split()
+            if len(f) >= 2 and f[0] in PROFILED and f[1].isdigit():
+                calls[f[0]] = calls.get(f[0], 0) + int(f[1])
+        trace = g.sh(f"cat {T}/trace", timeout=300)
+        cycles = {"msi": 0, "msix": 0}
+        last = {}
+        for m in re.finditer(r"cfgw: .*devfn=(0x[0-9a-f]+|\d+) where=(0x[0-9a-f]+|\d+) "
+                             r"val=(0x[0-9a-f]+|\d+)", trace):
+            devfn, where, val = (int(x, 0) for x in m.groups())
+            kind, pos = msix_ctrl.get(devfn, (None, None))
+            if kind and where == pos:
+                bit = 0x8000 if kind == "msix" else 0x0001
+                en = bool(val & bit)
+                if en != last.get(devfn, False):
+                    if en:
+                        cycles[kind] += 1
+                    last[devfn] = en
+        n = max(len(bdfs), 1)
+        cfg = sum(v for k, v in calls.items() if k.startswith("pci_bus_"))
+        res["config_accesses_per_port"] = round(cfg / n, 1)
+        res["msix_enable_cycles_per_port"] = round(cycles["msix"] / n, 2)
+        res["msi_enable_cycles_per_port"] = round(cycles["msi"] / n, 2)
+        res["irq_api_calls_per_port"] = {k: round(v / n, 2) for k, v in sorted(calls.items())
+                                         if not k.startswith("pci_bus_")}
+        res["profiled_functions_found"] = sorted(calls)
+    return res
+
+
+def text_size(image):
+    vmlinux = os.path.join(os.path.dirname(image), "..", "..", "..", "vmlinux")
+    out = subprocess.run(["size", vmlinux], capture_output=True, text=True).stdout.splitlines()
+    return int(out[1].split()[0]) if len(out) > 1 else None
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--base", required=True)
+    ap.add_argument("--series", required=True)
+    ap.add_argument("--initrd", required=True)
+    ap.add_argument("--out", required=True)
+    a = ap.parse_args()
+    os.makedirs(a.out, exist_ok=True)
+    results = []
+    for label, img in (("base", a.base), ("series", a.series)):
+        print(f"==> measuring {label} ({img})", flush=True)
+        r = measure(label, img, a.initrd, a.out)
+        r["vmlinux_text_bytes"] = text_size(img)
+        results.append(r)
+    with open(os.path.join(a.out, "bench.json"), "w") as f:
+        json.dump(results, f, indent=2)
+    keys = ["ports", "vectors_per_port", "devices_per_port", "config_accesses_per_port",
+            "msix_enable_cycles_per_port", "msi_enable_cycles_per_port", "boot_setup_span_ms",
+            "rescan_ms", "vmlinux_text_bytes"]
+    print(f"\n{'metric':<32}{'base':>14}{'series':>14}")
+    for k in keys:
+        print(f"{k:<32}{str(results[0].get(k)):>14}{str(results[1].get(k)):>14}")
+    apis = sorted(set(results[0]["irq_api_calls_per_port"]) | set(results[1]["irq_api_calls_per_port"]))
+    for k in apis:
+        print(f"{'calls/port ' + k:<32}{str(results[0]['irq_api_calls_per_port'].get(k, 0)):>14}"
+              f"{str(results[1]['irq_api_calls_per_port'].get(k, 0)):>14}")
+    print(f"\n(wall-clock times are from TCG and only comparable within one run)\n"
+          f"machine-readable: {os.path.join(a.out, 'bench.json')}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Export the commits after `base` in build/linux to patches/ (format-patch -M,
+# a cover letter whose text comes from patches/cover-letter.txt, a series file).
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+
+git -C "$TREE" rev-parse -q --verify 'base^{commit}' >/dev/null 2>&1 ||
+	die "no build/linux with a 'base' tag: run 'make tree' first"
+[ -z "$(git -C "$TREE" status --porcelain --untracked-files=no)" ] ||
+	die "build/linux has uncommitted changes: commit them first"
+
+out=$TOP/patches
+mkdir -p "$out"
+rm -f "$out"/[0-9][0-9][0-9][0-9]-*.patch
+n=$(git -C "$TREE" rev-list --count base..HEAD)
+if [ "$n" -eq 0 ]; then
+	: >"$out/series"
+	: >"$BUILD/exported-ids"
+	msg "series is empty"
+	exit 0
+fi
+git -C "$TREE" format-patch -q -M --cover-letter --no-signature --zero-commit \
+	--base=base -o "$out" base..HEAD
+cover=$out/0000-cover-letter.patch
+if [ -f "$out/cover-letter.txt" ]; then
+	python3 - "$cover" "$out/cover-letter.txt" <<'PY'
+import sys
+cover, text = sys.argv[1], open(sys.argv[2]).read().split("\n", 1)
+subject, body = text[0].strip(), text[1].strip("\n") if len(text) > 1 else ""
+s = open(cover).read()
+s = s.replace("*** SUBJECT HERE ***", subject).replace("*** BLURB HERE ***", body)
+open(cover, "w").write(s)
+PY
+fi
+(cd "$out" && ls [0-9][0-9][0-9][0-9]-*.patch | grep -v '^0000-cover-letter') >"$out/series"
+git -C "$TREE" log --reverse --format=email -p base..HEAD | git patch-id --stable | cut -d' ' -f1 | sort >"$BUILD/exported-ids"
+msg "exported $n patches to patches/"

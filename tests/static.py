@@ -1,0 +1,123 @@
+"""Static checks of the series: checkpatch --strict on every patch, W=1 and
+sparse on the C files the series touches (no new warnings against base),
+coccicheck on the touched directories, and (each_patch) every patch building
+on its own."""
+import os
+import re
+import subprocess
+
+TOP = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BUILD = os.environ.get("BUILD", os.path.join(TOP, "build"))
+TREE = os.path.join(BUILD, "linux")
+BASE_TREE = os.path.join(BUILD, "linux-base")
+JOBS = str(os.cpu_count() or 2)
+
+
+def sh(cmd, cwd=None, timeout=3600):
+    p = subprocess.run(cmd, cwd=cwd, shell=isinstance(cmd, str), capture_output=True,
+                       text=True, timeout=timeout)
+    return p.returncode, p.stdout + p.stderr
+
+
+def git(*args, cwd=TREE):
+    rc, out = sh(["git", *args], cwd=cwd)
+    if rc:
+        raise RuntimeError(f"git {' '.join(args)}: {out}")
+    return out.strip()
+
+
+def series_patches():
+    path = os.path.join(TOP, "patches", "series")
+    if not os.path.exists(path):
+        return []
+    with open(path) as f:
+        names = [ln.strip() for ln in f if ln.strip() and not ln.startswith("#")]
+    return [os.path.join(TOP, "patches", n) for n in names]
+
+
+def kmake(src, *targets, extra=()):
+    env_cc = ["CC=ccache gcc", "HOSTCC=ccache gcc"]
+    return sh(["make", "-C", src, "O=.obj-guest", f"-j{JOBS}", *env_cc, *extra, *targets],
+              timeout=5400)
+
+
+def norm_warnings(text):
+    """Warning lines, without line/column numbers (they shift with edits)."""
+    out = set()
+    for line in text.splitlines():
+        if re.search(r"(warning|error):", line):
+            out.add(re.sub(r":\d+(:\d+)?:", ":", line.replace("../", "")))
+    return out
+
+
+def touched_c_files():
+    files = git("diff", "--name-only", "--diff-filter=AM", "base..HEAD", "--", "*.c").split()
+    return [f for f in files if os.path.exists(os.path.join(TREE, f))]
+
+
+def warnings_for(src, files, checker):
+    """Compile `files` in `src` with W=1 (and sparse with checker=True)."""
+    objs = [f[:-2] + ".o" for f in files if os.path.exists(os.path.join(src, f))]
+    if not objs:
+        return set()
+    extra = ["W=1"] + (["C=2"] if checker else [])
+    # Make sure the tree is configured and its headers generated.
+    rc, out = kmake(src, *objs, extra=extra)
+    return norm_warnings(out)
+
+
+def run(r, each_patch=False):
+    patches = series_patches()
+    r.note("--- static checks")
+    if not patches:
+        for what in ("checkpatch --strict", "W=1 and sparse on touched files",
+                     "coccicheck on touched directories", "every patch builds"):
+            r.skip(f"static: {what}", "the series (patches/series) is empty")
+        return
+    checkpatch = os.path.join(TREE, "scripts", "checkpatch.pl")
+    for p in patches:
+        rc, out = sh([checkpatch, "--strict", "--terse", "--no-summary", p], cwd=TREE)
+        r.ok(rc == 0 and not out.strip(), f"static: checkpatch --strict {os.path.basename(p)}",
+             out)
+    files = touched_c_files()
+    for checker, what in ((False, "W=1"), (True, "sparse (C=2) and W=1")):
+        new = warnings_for(TREE, files, checker) - warnings_for(BASE_TREE, files, checker)
+        r.ok(not new, f"static: {what}: no new warnings in {len(files)} touched C files",
+             "\n".join(sorted(new)))
+    dirs = sorted({os.path.dirname(f) for f in files})
+    for d in dirs:
+        outs = []
+        for src in (BASE_TREE, TREE):
+            rc, out = sh(["make", "-C", src, "O=.obj-guest", "coccicheck", "MODE=report",
+                          f"M={d}", f"J={JOBS}"], timeout=3600)
+            outs.append({ln.replace("../", "") for ln in out.splitlines()
+                         if re.match(r"\S+\.[ch]:\d+", ln.replace("../", ""))})
+        new = {re.sub(r":\d+(:\d+)?", "", x) for x in outs[1]} - \
+              {re.sub(r":\d+(:\d+)?", "", x) for x in outs[0]}
+        r.ok(not new, f"static: coccicheck {d}: no new reports", "\n".join(sorted(new)))
+    if each_patch:
+        check_each_patch(r)
+
+
+def check_each_patch(r):
+    """Build every commit of the series in a worktree, W=1 on what it touches."""
+    wt = os.path.join(BUILD, "linux-check")
+    if not os.path.exists(wt):
+        git("worktree", "add", "-q", "--detach", wt, "base")
+    cfg = os.path.join(TREE, ".obj-guest", ".config")
+    os.makedirs(os.path.join(wt, ".obj-guest"), exist_ok=True)
+    commits = git("rev-list", "--reverse", "base..HEAD").split()
+    for c in commits:
+        subj = git("log", "-1", "--format=%s", c)
+        git("checkout", "-q", "--detach", c, cwd=wt)
+        sh(["cp", cfg, os.path.join(wt, ".obj-guest", ".config")])
+        rc, out = kmake(wt, "olddefconfig", "bzImage")
+        files = git("diff", "--name-only", "--diff-filter=AM", f"{c}^..{c}", "--", "*.c").split()
+        objs = [f[:-2] + ".o" for f in files]
+        w = set()
+        if rc == 0 and objs:
+            rc2, out2 = kmake(wt, *objs, extra=["W=1", "C=2"])
+            w = norm_warnings(out2) - warnings_for(BASE_TREE, files, True)
+        r.ok(rc == 0, f"static: builds at '{subj}'", "\n".join(out.splitlines()[-30:]))
+        r.ok(not w, f"static: W=1/sparse clean at '{subj}' ({len(objs)} objects)",
+             "\n".join(sorted(w)))
