@@ -67,14 +67,14 @@ def measure(label, image, initrd, logdir):
         # untraced rescan: time
         res["rescan_ms"] = round(rescan(g, bdfs) * 1000, 1)
         # traced rescan: counts
-        msix_ctrl = {}
+        msix_ctrl = {}      # devfn -> (kind, offset of Message Control)
         for p in ports:
-            pos = p.cfg.cap(0x11)
-            if pos:
-                msix_ctrl[int(p.bdf.split(":")[2].replace(".", ""), 16)] = ("msix", pos + 2)
-            pos = p.cfg.cap(0x05)
-            if pos:
-                msix_ctrl.setdefault(int(p.bdf.split(":")[2].replace(".", ""), 16), ("msi", pos + 2))
+            slot, fn = p.bdf.split(":")[2].split(".")
+            devfn = int(slot, 16) << 3 | int(fn, 16)
+            for kind, cap in (("msix", 0x11), ("msi", 0x05)):
+                pos = p.cfg.cap(cap)
+                if pos and devfn not in msix_ctrl:
+                    msix_ctrl[devfn] = (kind, pos + 2)
         g.sh(f"echo 'p:cfgw pci_bus_write_config_word devfn=%si:u32 where=%dx:u32 val=%cx:u16'"
              f" > {T}/kprobe_events; echo > {T}/trace; echo 65536 > {T}/buffer_size_kb")
         g.run(f"for f in {' '.join(PROFILED)}; do echo $f >> {T}/set_ftrace_filter; done",
@@ -141,9 +141,9 @@ def main():
     keys = ["ports", "vectors_per_port", "devices_per_port", "config_accesses_per_port",
             "msix_enable_cycles_per_port", "msi_enable_cycles_per_port", "boot_setup_span_ms",
             "rescan_ms", "vmlinux_text_bytes"]
-    print(f"\n{'metric':<32}{'base':>14}{'series':>14}")
+    print(f"\n{"metric":<44}{'base':>14}{'series':>14}")
     for k in keys:
-        print(f"{k:<32}{str(results[0].get(k)):>14}{str(results[1].get(k)):>14}")
+        print(f"{k:<44}{str(results[0].get(k)):>14}{str(results[1].get(k)):>14}")
     apis = sorted(set(results[0]["irq_api_calls_per_port"]) | set(results[1]["irq_api_calls_per_port"]))
     for k in apis:
         print(f"{'calls/port ' + k:<32}{str(results[0]['irq_api_calls_per_port'].get(k, 0)):>14}"

@@ -7,6 +7,7 @@ topologies, talks to the in-guest agent on the second serial port
 import json
 import os
 import queue
+import re
 import shlex
 import socket
 import subprocess
@@ -238,8 +239,12 @@ class Guest:
                 continue
             if line is None:
                 raise GuestError(f"QEMU exited running {cmd!r}\nconsole tail:\n{self.console_tail()}")
-            if line.startswith(f"@@DONE {tag} "):
-                rc = int(line.split()[2])
+            # Output without a final newline runs into the marker.
+            m = re.search(rf"@@DONE {tag} (\d+)$", line)
+            if m:
+                if line[:m.start()]:
+                    out.append(line[:m.start()])
+                rc = int(m.group(1))
                 text = "\n".join(out)
                 if check and rc != 0:
                     raise GuestError(f"guest command failed (rc={rc}): {cmd}\n{text}")
