@@ -141,12 +141,12 @@ def main():
     keys = ["ports", "vectors_per_port", "devices_per_port", "config_accesses_per_port",
             "msix_enable_cycles_per_port", "msi_enable_cycles_per_port", "boot_setup_span_ms",
             "rescan_ms", "vmlinux_text_bytes"]
-    print(f"\n{"metric":<44}{'base':>14}{'series':>14}")
+    print(f"\n{'metric':<44}{'base':>14}{'series':>14}")
     for k in keys:
         print(f"{k:<44}{str(results[0].get(k)):>14}{str(results[1].get(k)):>14}")
     apis = sorted(set(results[0]["irq_api_calls_per_port"]) | set(results[1]["irq_api_calls_per_port"]))
     for k in apis:
-        print(f"{'calls/port ' + k:<32}{str(results[0]['irq_api_calls_per_port'].get(k, 0)):>14}"
+        print(f"{'calls/port ' + k:<44}{str(results[0]['irq_api_calls_per_port'].get(k, 0)):>14}"
               f"{str(results[1]['irq_api_calls_per_port'].get(k, 0)):>14}")
     print(f"\n(wall-clock times are from TCG and only comparable within one run)\n"
           f"machine-readable: {os.path.join(a.out, 'bench.json')}")
