@@ -11,8 +11,9 @@ PY := python3
 BASE_IMG   = $(BUILD)/linux-base/.obj-guest/arch/x86/boot/bzImage
 SERIES_IMG = $(BUILD)/linux/.obj-guest/arch/x86/boot/bzImage
 INITRD     = $(BUILD)/initramfs.cpio.gz
+QEMU_BIN   = $(BUILD)/qemu-build/qemu-system-x86_64
 
-.PHONY: help deps tree export kernels kernel-base kernel-series initramfs run check \
+.PHONY: help deps tree export kernels kernel-base kernel-series initramfs qemu qemu-export run check \
 	check-quick check-static check-series check-debug bench clean
 
 help:
@@ -38,20 +39,28 @@ kernels: kernel-base kernel-series
 initramfs: deps
 	@bash scripts/initramfs.sh >/dev/null
 
-run: kernel-series initramfs
-	@$(PY) scripts/show.py --kernel $(SERIES_IMG) --initrd $(INITRD) --topology $(or $(TOPOLOGY),basic)
+# The project's QEMU: Debian's 7.2 source with qemu/patches (test devices).
+qemu: deps
+	@bash scripts/qemu.sh >/dev/null
+
+qemu-export:
+	@bash scripts/qemu.sh export
+
+run: kernel-series initramfs $(if $(filter msix,$(TOPOLOGY)),qemu)
+	@$(if $(filter msix,$(TOPOLOGY)),QEMU=$(QEMU_BIN)) $(PY) scripts/show.py --kernel $(SERIES_IMG) \
+		--initrd $(INITRD) --topology $(or $(TOPOLOGY),basic)
 
 # The whole suite: QEMU scenarios on both kernels, the differential, static checks.
-check: kernels initramfs
+check: kernels initramfs qemu
 	@mkdir -p $(LOGDIR)
 	@$(PY) tests/run.py --base $(BASE_IMG) --series $(SERIES_IMG) --initrd $(INITRD) \
-		--logdir $(LOGDIR) --static $(if $(ONLY),--only $(ONLY))
+		--qemu $(QEMU_BIN) --logdir $(LOGDIR) --static $(if $(ONLY),--only $(ONLY))
 
 # Only the series kernel's scenarios (for quick iteration).
-check-quick: kernel-series initramfs
+check-quick: kernel-series initramfs qemu
 	@mkdir -p $(LOGDIR)
 	@$(PY) tests/run.py --series $(SERIES_IMG) --initrd $(INITRD) --logdir $(LOGDIR) \
-		$(if $(ONLY),--only $(ONLY))
+		--qemu $(QEMU_BIN) $(if $(ONLY),--only $(ONLY))
 
 check-static: tree
 	@$(PY) tests/run.py --static-only
@@ -61,13 +70,13 @@ check-static: tree
 check-series: tree
 	@$(PY) tests/run.py --static-only --each-patch
 
-check-debug: tree initramfs
+check-debug: tree initramfs qemu
 	@bash scripts/kbuild.sh base debug >/dev/null
 	@bash scripts/kbuild.sh series debug >/dev/null
 	@mkdir -p $(LOGDIR)/debug
 	@$(PY) tests/run.py --base $(BUILD)/linux-base/.obj-debug/arch/x86/boot/bzImage \
 		--series $(BUILD)/linux/.obj-debug/arch/x86/boot/bzImage --initrd $(INITRD) \
-		--logdir $(LOGDIR)/debug --debug $(if $(ONLY),--only $(ONLY))
+		--qemu $(QEMU_BIN) --logdir $(LOGDIR)/debug --debug $(if $(ONLY),--only $(ONLY))
 
 bench: kernels initramfs
 	@$(PY) scripts/bench.py --base $(BASE_IMG) --series $(SERIES_IMG) --initrd $(INITRD) \

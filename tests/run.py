@@ -28,7 +28,9 @@ BAD_DMESG = re.compile(
 KIND = {"ep": "ep", "rp": "rp", "up": "usp", "dp": "dsp"}
 
 # Ports each topology must show (a dump with fewer is a failure, not a pass).
-TOPOLOGY_PORTS = {"basic": 8, "cxl": 4}
+TOPOLOGY_PORTS = {"basic": 8, "cxl": 4, "msix": 3}
+
+NEEDS_QEMU = "needs the project's QEMU (qemu/patches, built by 'make qemu')"
 
 
 class Kernel:
@@ -46,9 +48,10 @@ class Suite:
         self.args = args
 
     # -- helpers ---------------------------------------------------------
-    def guest(self, k, name, topology="basic", cmdline=""):
+    def guest(self, k, name, topology="basic", cmdline="", project_qemu=False):
         log = os.path.join(k.logdir, f"{k.label}-{name}.console.log")
         return Guest(k.image, k.initrd, topology, cmdline, log=log,
+                     qemu=self.args.qemu if project_qemu else None,
                      boot_timeout=600 if self.args.debug else 180,
                      scale=5 if self.args.debug else 1)
 
@@ -72,8 +75,8 @@ class Suite:
             self.r.ok(False, self.t(k, f"{name}: scenario ran to completion"), e)
 
     # -- 1. services per port ---------------------------------------------
-    def services(self, k, name, topology="basic", cmdline=""):
-        with self.guest(k, name, topology, cmdline) as g:
+    def services(self, k, name, topology="basic", cmdline="", project_qemu=False):
+        with self.guest(k, name, topology, cmdline, project_qemu) as g:
             time.sleep(1)  # let runtime PM settle before sampling it
             d = Dump(g.sh("portdump"))
             ports = [p for p in d.ports if p.type in ("rp", "usp", "dsp", "rcec")]
@@ -86,6 +89,7 @@ class Suite:
                           "\n".join(f"{dev}: {t}" for dev, t in d.osc))
             facts = k.facts.setdefault(name, {})
             facts["pci_express_bus"] = g.run("test -d /sys/bus/pci_express", check=False)[0] == 0
+            dmesg = g.sh("dmesg")
             for p in ports:
                 st = d.state(p)
                 active = {s for s, v in st.items() if v == "on"}
@@ -103,11 +107,15 @@ class Suite:
                           self.t(k, f"{tag} runtime PM policy (power/control)"))
                 if d.d3_possible(p) and p.pm_cap and not p.pci_children:
                     self.r.eq(p.power_state, "D3hot", self.t(k, f"{tag} idle port is in D3hot"))
+                msg_nums = p.msg_nums(active) if active else []
                 facts[p.bdf] = {
                     "type": p.type,
                     "services": ",".join(sorted(active)) or "-",
                     "mode": mode,
+                    "msg_nums": msg_nums,
+                    "msix_table": p.msix_table,
                     "vectors": len(p.msi),
+                    "msix_warning": f"{p.bdf}: Interrupt Message Number" in dmesg,
                     "driver": p.driver or "none",
                     "runtime_control": p.runtime_control,
                     "power_state": p.power_state,
@@ -189,11 +197,11 @@ class Suite:
                                  for d in ("ep1", "ep3", "dp1", "ep5")}
             self.dmesg_clean(k, g, name)
 
-    def aer_qemu(self, k, name):
+    def aer_qemu(self, k, name, project_qemu=False):
         """AER errors raised by the emulator.  A boot of its own: once
         aer_inject has injected below a root port it keeps faking that port's
         Root Error Status, which hides errors the emulator raises."""
-        with self.guest(k, name) as g:
+        with self.guest(k, name, project_qemu=project_qemu) as g:
             ids, _ = pci_ids(g.qmp)
             facts = k.facts.setdefault(name, {})
             # The emulator: QEMU's pcie_aer_inject_error, which answers
@@ -212,12 +220,26 @@ class Suite:
                     self.aer_check(k, g, tag, ids[dev],
                                    lambda: g.hmp(f"pcie_aer_inject_error {dev} {status}"),
                                    sev, endpoint=endpoint, port_type=KIND[dev[:2]])
-            self.r.skip(self.t(k, f"{name}: QEMU pcie_aer_inject_error at an endpoint"),
-                        "QEMU 7.2's e1000e lacks the Device Control error reporting enables "
-                        "(no pcie_cap_deverr_init()), so QEMU drops the errors it originates")
-            self.r.skip(self.t(k, f"{name}: QEMU pcie_aer_inject_error correctable"),
-                        "QEMU 7.2 never forwards correctable error messages "
-                        "(pcie_aer_msg_alldev() passes only uncorrectable ones)")
+            if project_qemu:
+                # qemu/patches: correctable errors and errors from e1000e go out
+                for dev, ep, sev, flag, status in (
+                        ("ep1", "ep1", "cor", "-c ", "0x1"), ("dp1", "ep5", "cor", "-c ", "0x40"),
+                        ("ep1", "ep1", "nonfatal", "", "0x4000"),
+                        ("ep5", "ep5", "nonfatal", "", "0x4000"),
+                        ("ep3", "ep3", "fatal", "", "0x10")):
+                    tag = f"{name}: QEMU pcie_aer_inject_error {sev} at {dev} ({ids[dev]})"
+                    self.aer_check(k, g, tag, ids[dev],
+                                   lambda: g.hmp(f"pcie_aer_inject_error {flag}{dev} {status}"),
+                                   sev, endpoint=ids[ep], port_type=KIND[dev[:2]])
+            else:
+                self.r.skip(self.t(k, f"{name}: QEMU pcie_aer_inject_error at an endpoint"),
+                            "QEMU 7.2's e1000e lacks the Device Control error reporting enables "
+                            "(no pcie_cap_deverr_init()), so QEMU drops the errors it originates"
+                            "; covered by aer-qemu-project")
+                self.r.skip(self.t(k, f"{name}: QEMU pcie_aer_inject_error correctable"),
+                            "QEMU 7.2 never forwards correctable error messages "
+                            "(pcie_aer_msg_alldev() passes only uncorrectable ones)"
+                            "; covered by aer-qemu-project")
             facts["counters"] = {d: self.aer_totals(g, ids[d]) for d in ("dp1", "up1", "rp1")}
             self.dmesg_clean(k, g, name)
 
@@ -225,7 +247,7 @@ class Suite:
     def hotplug_cycle(self, k, g, tag, port, sec, i):
         dev = f"hp{i}"
         path = f"/sys/bus/pci/devices/0000:{sec:02x}:00.0"
-        g.qmp.cmd("device_add", driver="e1000e", id=dev, bus=port)
+        g.qmp.cmd("device_add", driver="e1000e", id=dev, bus=port, romfile="")
         up = g.wait_for(f"test -e {path}/driver", timeout=30)
         down = False
         if up:
@@ -234,12 +256,13 @@ class Suite:
             down = ev is not None and g.wait_for(f"! test -e {path}", timeout=10)
         return up, down
 
-    def hotplug(self, k, name, cycles=10):
-        with self.guest(k, name) as g:
+    def hotplug(self, k, name, cycles=10, topology="basic", slots=(("rp2", 10), ("dp2", 3)),
+                project_qemu=False):
+        with self.guest(k, name, topology, project_qemu=project_qemu) as g:
             ids, sec = pci_ids(g.qmp)
             irqs0 = g.sh("ls /sys/kernel/debug/irq/irqs | wc -l").strip()
             facts = k.facts.setdefault(name, {})
-            for port, n in (("rp2", cycles), ("dp2", 3)):
+            for port, n in slots:
                 ups = downs = 0
                 for i in range(n):
                     up, down = self.hotplug_cycle(k, g, name, port, sec[port], f"{port}x{i}")
@@ -344,12 +367,22 @@ class Suite:
              dict(cmdline="pci=nomsi pcie_ports=native")),
             ("aer", self.aer, {}),
             ("aer-qemu", self.aer_qemu, {}),
+            ("aer-qemu-project", self.aer_qemu, dict(project_qemu=True)),
+            ("services-msix", self.services, dict(topology="msix", project_qemu=True)),
+            ("hotplug-msix", self.hotplug, dict(topology="msix", slots=(("rpb", 3),),
+                                                project_qemu=True)),
             ("hotplug", self.hotplug, {}),
             ("runtime-pm", self.runtime_pm, dict(cmdline="")),
             ("runtime-pm-pcie_port_pm=off", self.runtime_pm, dict(cmdline="pcie_port_pm=off")),
             ("runtime-pm-pcie_port_pm=force", self.runtime_pm, dict(cmdline="pcie_port_pm=force")),
             ("s2idle", self.s2idle, {}),
         ]
+
+    def run_one(self, k, name, fn, kw):
+        if kw.get("project_qemu") and not self.args.qemu:
+            self.r.skip(self.t(k, name), NEEDS_QEMU)
+            return
+        self.scenario(k, name, fn, **kw)
 
     def run(self, kernels, only):
         if self.args.static or self.args.static_only:
@@ -362,7 +395,7 @@ class Suite:
             for name, fn, kw in self.plan():
                 if only and not any(o in name for o in only):
                     continue
-                self.scenario(k, name, fn, **kw)
+                self.run_one(k, name, fn, kw)
         if len(kernels) == 2:
             self.differential(*kernels)
         return self.r.finish()
@@ -383,6 +416,7 @@ def main():
     ap.add_argument("--base")
     ap.add_argument("--series")
     ap.add_argument("--initrd")
+    ap.add_argument("--qemu", help="the project's QEMU (make qemu), for the scenarios that need it")
     ap.add_argument("--static", action="store_true", help="also run the static checks")
     ap.add_argument("--static-only", action="store_true")
     ap.add_argument("--each-patch", action="store_true", help="build every patch")

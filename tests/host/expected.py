@@ -9,11 +9,31 @@ A patch that changes what users see adds its feature to SERIES_FEATURES (and,
 if new, its rule to RULES) in the same commit that updates patches/.
 """
 
-# Features the exported series (patches/) has.  Empty series: none.
-SERIES_FEATURES = set()
+# Features the exported series (patches/) has.
+SERIES_FEATURES = {
+    "msix-exact",   # PCI/portdrv: Allocate only the MSI-X vectors the services use
+}
+
+
+def _msix_exact(scen, key, v):
+    """An MSI-X port holds one vector per distinct Interrupt Message Number
+    its services use (base: every entry up to the highest number), and a
+    message number beyond the MSI-X table is reported in dmesg (base: INTx
+    without a word)."""
+    if not isinstance(v, dict) or "msg_nums" not in v:
+        return v
+    v = dict(v)
+    if v["mode"] == "msix":
+        v["vectors"] = len(v["msg_nums"])
+    if v["msix_table"] and v["msg_nums"] and max(v["msg_nums"]) >= v["msix_table"]:
+        v["msix_warning"] = True
+    return v
+
 
 # feature -> function(scenario, key, base_value) -> series value
-RULES = {}
+RULES = {
+    "msix-exact": _msix_exact,
+}
 
 
 def series_value(scen, key, base_value, series_has=SERIES_FEATURES):

@@ -73,6 +73,8 @@ class Port:
         self.msix_cap = c.cap(0x11) is not None
         self.msi_cap = c.cap(0x05) is not None
         self.pm_cap = c.cap(0x01) is not None
+        msix = c.cap(0x11)
+        self.msix_table = (c.r16(msix + 2) & 0x7FF) + 1 if msix else 0
         self.int_pin = c.r8(0x3D)
         e = self.exp or 0
         self.slot_implemented = bool(flags & 0x100)
@@ -84,6 +86,20 @@ class Port:
         self.rootcmd = c.r32(self.aer + 0x2C) if self.aer and self.type in ("rp", "rcec") else 0
         self.dpcctl = c.r16(self.dpc + 6) if self.dpc else 0
         self.hostbridge = self.path.split("/")[3] if self.path.count("/") > 3 else ""
+
+    def msg_num(self, svc):
+        """Interrupt Message Number a service uses (PCIe r6.0, 7.5.3.2,
+        7.8.4.10, 7.9.14.2)."""
+        if svc in ("pme", "hp", "bw"):
+            return (self.cfg.r16(self.exp + 2) >> 9) & 0x1F if self.exp else 0
+        if svc == "aer":
+            return (self.cfg.r32(self.aer + 0x30) >> 27) & 0x1F if self.aer else 0
+        if svc == "dpc":
+            return self.cfg.r16(self.dpc + 4) & 0x1F if self.dpc else 0
+        return 0
+
+    def msg_nums(self, services):
+        return sorted({self.msg_num(s) for s in services})
 
     def hw_enabled(self, svc):
         """Is the service's interrupt enabled in the port's registers?  None
@@ -264,8 +280,11 @@ class Dump:
             return "none"
         if prm["nomsi"] or ("pme" in services and prm["pme_nomsi"]):
             return "intx"
-        if p.msix_cap:
+        # A message number beyond the MSI-X table: portdrv uses INTx.
+        if p.msix_cap and max(p.msg_nums(services)) < p.msix_table:
             return "msix"
+        if p.msix_cap:
+            return "intx"
         if p.msi_cap:
             return "msi"
         return "intx"

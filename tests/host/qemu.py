@@ -26,6 +26,9 @@ BASE_ARGS = [
     "-global", "ICH9-LPC.acpi-pci-hotplug-with-bridge-support=off",
     "-smbios", "type=0,date=01/01/2020",
     "-rtc", "base=utc,clock=vm",
+    # firmware from Debian's packages, also for the project's QEMU run from
+    # its build directory (Debian's source ships no firmware blobs)
+    "-L", "/usr/share/qemu", "-L", "/usr/share/seabios",
 ]
 
 
@@ -36,7 +39,9 @@ def _rp(id_, chassis, addr, dev="pcie-root-port", **kw):
 
 
 def _ep(id_, bus, dev="e1000e"):
-    return ["-device", f"{dev},id={id_},bus={bus}"]
+    # No option ROM: the guest boots a kernel directly, and the project's
+    # QEMU, run from its build directory, has none to load.
+    return ["-device", f"{dev},id={id_},bus={bus},romfile="]
 
 
 def topology_basic():
@@ -86,8 +91,25 @@ def topology_many(n=64):
     return a
 
 
+def topology_msix():
+    """Needs the project's QEMU (qemu/patches): generic root ports with larger
+    MSI-X tables and services on different entries.  rpa: 4 entries, PME and
+    hotplug on 2, AER on 3, with an endpoint; rpb: 8 entries, both on 1, an
+    empty slot; rpc: broken, hotplug on entry 5 of a 2-entry table."""
+    a = []
+    a += _rp("rpa", 11, "0x2.0x0", multifunction="on", **{
+        "msix-vectors": 4, "pcie-int-msg-num": 2, "aer-int-msg-num": 3})
+    a += _ep("epa", "rpa")
+    a += _rp("rpb", 12, "0x2.0x1", **{
+        "msix-vectors": 8, "pcie-int-msg-num": 1, "aer-int-msg-num": 1})
+    a += _rp("rpc", 13, "0x2.0x2", **{
+        "msix-vectors": 2, "pcie-int-msg-num": 5, "aer-int-msg-num": 0})
+    return a
+
+
 TOPOLOGIES = {
     "basic": topology_basic,
+    "msix": topology_msix,
     "cxl": topology_cxl,
     "many": topology_many,
 }
@@ -101,7 +123,7 @@ class Guest:
     """A booted guest.  Use as a context manager."""
 
     def __init__(self, kernel, initrd, topology="basic", cmdline="", log=None,
-                 boot_timeout=180, extra_args=(), scale=1):
+                 boot_timeout=180, extra_args=(), scale=1, qemu=None):
         self.kernel, self.initrd = kernel, initrd
         self.topology = topology
         self.tmp = tempfile.mkdtemp(prefix="pcie-guest-")
@@ -112,6 +134,7 @@ class Guest:
         self.boot_timeout = boot_timeout
         self.extra_args = list(extra_args)
         self.scale = scale      # multiplies every command timeout (debug kernels)
+        self.qemu = qemu or QEMU
         self.proc = None
         self.q = queue.Queue()
         self.seq = 0
@@ -121,7 +144,7 @@ class Guest:
     def argv(self):
         topo = TOPOLOGIES[self.topology]
         devs = topo(self.tmp) if self.topology == "cxl" else topo()
-        return ([QEMU] + BASE_ARGS + devs + self.extra_args +
+        return ([self.qemu] + BASE_ARGS + devs + self.extra_args +
                 ["-kernel", self.kernel, "-initrd", self.initrd,
                  "-append", self.cmdline,
                  "-serial", f"file:{self.log}", "-serial", "stdio",
