@@ -48,9 +48,9 @@ class Suite:
         self.args = args
 
     # -- helpers ---------------------------------------------------------
-    def guest(self, k, name, topology="basic", cmdline="", project_qemu=False):
+    def guest(self, k, name, topology="basic", cmdline="", project_qemu=False, extra=()):
         log = os.path.join(k.logdir, f"{k.label}-{name}.console.log")
-        return Guest(k.image, k.initrd, topology, cmdline, log=log,
+        return Guest(k.image, k.initrd, topology, cmdline, log=log, extra_args=extra,
                      qemu=self.args.qemu if project_qemu else None,
                      boot_timeout=600 if self.args.debug else 180,
                      scale=5 if self.args.debug else 1)
@@ -279,8 +279,12 @@ class Suite:
             self.dmesg_clean(k, g, name)
 
     # -- 4. runtime PM ---------------------------------------------------------
-    def runtime_pm(self, k, name, cmdline):
-        with self.guest(k, name, cmdline=cmdline) as g:
+    def runtime_pm(self, k, name, cmdline, project_qemu=False):
+        """Runtime PM of ports.  Stock QEMU's ports have no PM capability and
+        stay in D0, so only the policy is visible; the project's QEMU adds
+        one (pcie-root-port pm-cap=on) and the ports' D3hot is asserted."""
+        extra = ["-global", "pcie-root-port.pm-cap=on"] if project_qemu else []
+        with self.guest(k, name, cmdline=cmdline, project_qemu=project_qemu, extra=extra) as g:
             ids, sec = pci_ids(g.qmp)
             time.sleep(1)
             d = Dump(g.sh("portdump"))
@@ -288,23 +292,35 @@ class Suite:
             for p in d.ports:
                 if p.type not in ("rp", "usp", "dsp"):
                     continue
+                tag = f"{name}: {p.bdf} ({p.type})"
                 want = "auto" if d.d3_possible(p) else "on"
                 self.r.eq(p.runtime_control, want,
-                          self.t(k, f"{name}: {p.bdf} ({p.type}) power/control follows "
-                                    f"pci_bridge_d3_possible()"))
-                facts[p.bdf] = p.runtime_control
+                          self.t(k, f"{tag} power/control follows pci_bridge_d3_possible()"))
+                state = None
+                if p.pm_cap:
+                    path = f"/sys/bus/pci/devices/{p.bdf}/power_state"
+                    if d.d3_possible(p) and not p.pci_children:
+                        ok = g.wait_for(f"grep -qx D3hot {path}", timeout=10)
+                        self.r.ok(ok, self.t(k, f"{tag} idle port goes to D3hot"))
+                    else:
+                        time.sleep(0.3)
+                        ok = g.sh(f"cat {path}").strip() == "D0"
+                        self.r.ok(ok, self.t(k, f"{tag} port the policy keeps active stays in D0"))
+                    state = g.sh(f"cat {path}").strip()
+                facts[p.bdf] = (p.runtime_control, state)
             rp2 = next(p for p in d.ports if p.bdf == ids["rp2"])
             if not rp2.pm_cap:
-                self.r.skip(self.t(k, f"{name}: idle port reaches D3hot, wakes for config "
-                                      "access and hotplug"),
+                self.r.skip(self.t(k, f"{name}: idle port reaches D3hot, config access and "
+                                      "hotplug while suspended"),
                             "QEMU 7.2 root and switch ports have no PCI Power Management "
-                            "capability, so they cannot leave D0")
+                            "capability, so they cannot leave D0; covered by runtime-pm-project*")
             elif d.d3_possible(rp2):
-                ok = g.wait_for(f"grep -qx D3hot /sys/bus/pci/devices/{ids['rp2']}/power_state")
-                self.r.ok(ok, self.t(k, f"{name}: idle hotplug port rp2 reaches D3hot"))
-                up, down = self.hotplug_cycle(k, g, name, "rp2", sec["rp2"], "rpm")
-                self.r.eq((up, down), (True, True),
-                          self.t(k, f"{name}: hotplug wakes the suspended port"))
+                cfg = g.sh(f"od -An -tx2 -N2 /sys/bus/pci/devices/{ids['rp2']}/config").strip()
+                self.r.eq(cfg, "1b36", self.t(k, f"{name}: config read of rp2 in D3hot works"))
+                self.r.skip(self.t(k, f"{name}: hot-add to rp2 in D3hot wakes the port"),
+                            "pciehp disables its interrupt on runtime suspend and relies on "
+                            "a PME from the port, which QEMU cannot raise (Root Control PMEIE "
+                            "is read-only, pm-cap advertises no PME)")
             # A config read through sysfs must work whatever the power state.
             vid = g.sh(f"od -An -tx2 -N2 /sys/bus/pci/devices/{ids['rp2']}/config").strip()
             self.r.eq(vid, "1b36", self.t(k, f"{name}: config access to rp2 works"))
@@ -375,6 +391,11 @@ class Suite:
             ("runtime-pm", self.runtime_pm, dict(cmdline="")),
             ("runtime-pm-pcie_port_pm=off", self.runtime_pm, dict(cmdline="pcie_port_pm=off")),
             ("runtime-pm-pcie_port_pm=force", self.runtime_pm, dict(cmdline="pcie_port_pm=force")),
+            ("runtime-pm-project", self.runtime_pm, dict(cmdline="", project_qemu=True)),
+            ("runtime-pm-project-pcie_port_pm=off", self.runtime_pm,
+             dict(cmdline="pcie_port_pm=off", project_qemu=True)),
+            ("runtime-pm-project-pcie_port_pm=force", self.runtime_pm,
+             dict(cmdline="pcie_port_pm=force", project_qemu=True)),
             ("s2idle", self.s2idle, {}),
         ]
 
