@@ -78,9 +78,9 @@ check-debug: tree initramfs qemu
 		--series $(BUILD)/linux/.obj-debug/arch/x86/boot/bzImage --initrd $(INITRD) \
 		--qemu $(QEMU_BIN) --logdir $(LOGDIR)/debug --debug $(if $(ONLY),--only $(ONLY))
 
-bench: kernels initramfs
+bench: kernels initramfs qemu
 	@$(PY) scripts/bench.py --base $(BASE_IMG) --series $(SERIES_IMG) --initrd $(INITRD) \
-		--out $(BUILD)/bench
+		--qemu $(QEMU_BIN) --out $(BUILD)/bench
 
 clean:
 	rm -rf $(BUILD)/linux/.obj-* $(BUILD)/linux-base/.obj-* $(BUILD)/initramfs* \

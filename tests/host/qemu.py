@@ -107,9 +107,22 @@ def topology_msix():
     return a
 
 
+def topology_many_msix(n=64):
+    """Needs the project's QEMU: n empty root ports with 8-entry MSI-X tables
+    and every service on entry 1, as many real root ports have."""
+    a = []
+    for i in range(n):
+        slot, fn = 2 + i // 8, i % 8
+        kw = {"multifunction": "on"} if fn == 0 else {}
+        kw.update({"msix-vectors": 8, "pcie-int-msg-num": 1, "aer-int-msg-num": 1})
+        a += _rp(f"rp{i}", i + 1, f"0x{slot:x}.0x{fn:x}", **kw)
+    return a
+
+
 TOPOLOGIES = {
     "basic": topology_basic,
     "msix": topology_msix,
+    "many-msix": topology_many_msix,
     "cxl": topology_cxl,
     "many": topology_many,
 }
