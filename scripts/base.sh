@@ -49,6 +49,17 @@ rm -rf "$tmp"
 
 msg "creating git repository in $TREE"
 cd "$TREE"
+# Debian's source adds a packaging rule to .gitignore that ignores everything
+# at the top level ("/*"), so every file a patch adds would be ignored and
+# silently left out of commits.  Drop that block; no patch touches .gitignore.
+if grep -q '^# Debian packaging: ignore everything' .gitignore 2>/dev/null; then
+	awk '/^# Debian packaging: ignore everything/ { skip = 1 }
+	     skip && /^!\/debian\/$/ { skip = 0; next }
+	     !skip' .gitignore >.gitignore.new
+	# the comment block starts with a bare "#" line just before
+	sed -i '${/^#$/d}' .gitignore.new
+	mv .gitignore.new .gitignore
+fi
 git init -q -b master
 git config user.name  >/dev/null || git config user.name  "PCIe port services harness"
 git config user.email >/dev/null || git config user.email "harness@localhost"

@@ -33,13 +33,20 @@ obj=$src/.obj-$flavour
 mkdir -p "$obj"
 grep -qx '/.obj-\*' "$(git -C "$TREE" rev-parse --path-format=absolute --git-common-dir)/info/exclude" 2>/dev/null ||
 	echo '/.obj-*' >>"$(git -C "$TREE" rev-parse --path-format=absolute --git-common-dir)/info/exclude"
-frag=$TOP/configs/guest.config
-if [ "$flavour" = debug ]; then
-	cat "$TOP/configs/guest.config" "$TOP/configs/debug.config" >"$obj/fragment.config"
-	frag=$obj/fragment.config
-elif [ "$flavour" != guest ]; then
-	die "unknown flavour '$flavour' (guest or debug)"
-fi
+# The fragment: guest.config, series.config (options only the series has)
+# for the series tree, debug.config for the debug flavour.
+case "$flavour" in
+guest | debug) ;;
+*) die "unknown flavour '$flavour' (guest or debug)" ;;
+esac
+frag=$obj/fragment.config
+{
+	cat "$TOP/configs/guest.config"
+	[ "$which" = series ] && [ -f "$TOP/configs/series.config" ] && cat "$TOP/configs/series.config"
+	[ "$flavour" = debug ] && cat "$TOP/configs/debug.config"
+	true
+} >"$frag.new"
+cmp -s "$frag.new" "$frag" 2>/dev/null && rm "$frag.new" || mv "$frag.new" "$frag"
 
 # ccache keeps its default directory (~/.cache/ccache), shared by every clone
 # on the machine, so CI on a fresh clone reuses what earlier builds compiled.

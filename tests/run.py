@@ -369,6 +369,42 @@ class Suite:
                       self.t(k, f"{name}: after resume, hotplug on rp2 works"))
             self.dmesg_clean(k, g, name)
 
+    # -- KUnit ---------------------------------------------------------------------
+    @staticmethod
+    def kunit_results(dmesg):
+        """{suite: [(ok, case)]} from the KTAP KUnit prints at boot."""
+        suites, cur = {}, None
+        for line in dmesg.splitlines():
+            text = re.sub(r"^\[[^]]*\] ?", "", line)
+            m = re.match(r"\s+# Subtest: (\S+)", text)
+            if m:
+                cur = suites.setdefault(m.group(1), [])
+                continue
+            m = re.match(r"\s+(ok|not ok) \d+ (\S+)(.*)", text)
+            if cur is not None and m:
+                skipped = "# SKIP" in m.group(3)
+                cur.append((m.group(1) == "ok", m.group(2), skipped))
+                continue
+            if re.match(r"(ok|not ok) \d+ \S+", text):
+                cur = None
+        return suites
+
+    def kunit(self, k, name):
+        with self.guest(k, name) as g:
+            suites = self.kunit_results(g.sh("dmesg"))
+            want = expected.SERIES_KUNIT_SUITES if k.series else set()
+            self.r.eq(sorted(s for s in suites if s in expected.SERIES_KUNIT_SUITES),
+                      sorted(want), self.t(k, f"{name}: the series' KUnit suites ran at boot"))
+            for suite in sorted(set(suites) & want):
+                cases = suites[suite]
+                self.r.ok(len(cases) > 0, self.t(k, f"{name}: {suite} has test cases"))
+                for ok, case, skipped in cases:
+                    if skipped:
+                        self.r.skip(self.t(k, f"{name}: {suite}.{case}"), "skipped by KUnit")
+                    else:
+                        self.r.ok(ok, self.t(k, f"{name}: {suite}.{case}"))
+            self.dmesg_clean(k, g, name)
+
     # -- the plan -----------------------------------------------------------------
     def plan(self):
         return [

@@ -30,6 +30,10 @@ def _msix_exact(scen, key, v):
     return v
 
 
+# KUnit suites the series adds (configs/series.config builds them in); the
+# base kernel has none of its own.
+SERIES_KUNIT_SUITES = set()
+
 # feature -> function(scenario, key, base_value) -> series value
 RULES = {
     "msix-exact": _msix_exact,
