@@ -12,9 +12,11 @@ fi
 for t in /bin/busybox /usr/bin/lspci /usr/bin/setpci; do
 	[ -x "$t" ] || die "$t missing: install busybox-static and pciutils (make deps)"
 done
-file -L /bin/busybox 2>/dev/null | grep -q 'statically linked' ||
-	ldd /bin/busybox 2>&1 | grep -q 'not a dynamic' ||
-	die "/bin/busybox is not static: install busybox-static"
+case "$(file -L /bin/busybox 2>/dev/null) $(ldd /bin/busybox 2>&1)" in
+*'statically linked'* | *'not a dynamic'*) ;;
+*)
+	die "/bin/busybox is not static: install busybox-static" ;;
+esac
 
 root=$BUILD/initramfs
 rm -rf "$root"

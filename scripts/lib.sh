@@ -24,7 +24,7 @@ need_root_for_apt() {
 apt_install() {
 	local missing=() p
 	for p in "$@"; do
-		dpkg-query -W -f='${Status}' "${p%%=*}" 2>/dev/null | grep -q 'install ok installed' ||
+		[ "$(dpkg-query -W -f='${Status}' "${p%%=*}" 2>/dev/null)" = 'install ok installed' ] ||
 			missing+=("$p")
 	done
 	[ ${#missing[@]} -eq 0 ] && return 0
@@ -42,6 +42,6 @@ apt_install() {
 # Host tools the harness needs (CI installs them through this too).
 HOST_PKGS=(build-essential flex bison bc libelf-dev libssl-dev cpio xz-utils
 	kmod rsync ccache git python3 qemu-system-x86 busybox-static pciutils
-	sparse coccinelle)
+	sparse coccinelle file)
 
 jobs() { nproc 2>/dev/null || echo 2; }

@@ -24,8 +24,12 @@ fi
 
 apt_install "${QEMU_PKGS[@]}"
 
+# grep -c, not grep -q: under pipefail, grep -q exiting early gets apt-cache
+# killed by SIGPIPE and the whole test reads as "no source package".
+have_qemu_src() { [ "$(apt-cache showsrc qemu 2>/dev/null | grep -c '^Version:')" -gt 0 ]; }
+
 ensure_deb_src() {
-	apt-cache showsrc qemu 2>/dev/null | grep -q '^Version:' && return 0
+	have_qemu_src && return 0
 	need_root_for_apt "a deb-src entry"
 	local f=/etc/apt/sources.list.d/pcie-harness-src.sources
 	msg "adding deb-src entries for the configured Debian mirrors ($f)"
@@ -39,7 +43,7 @@ ensure_deb_src() {
 	fi
 	mv "$f.tmp" "$f"
 	apt-get update -q >&2 || die "apt-get update failed"
-	apt-cache showsrc qemu 2>/dev/null | grep -q '^Version:' ||
+	have_qemu_src ||
 		die "no source package for qemu after adding deb-src entries; add a deb-src line for your Debian mirror"
 }
 
