@@ -6,6 +6,7 @@ topologies, talks to the in-guest agent on the second serial port
 """
 import json
 import os
+import shutil
 import queue
 import re
 import shlex
@@ -164,7 +165,11 @@ class Guest:
                  "-qmp", f"unix:{self.qmp_path},server=on,wait=off"])
 
     def __enter__(self):
-        self.start()
+        try:
+            self.start()
+        except BaseException:
+            self.stop()
+            raise
         return self
 
     def __exit__(self, *exc):
@@ -225,6 +230,13 @@ class Guest:
                 self.proc.kill()
                 self.proc.wait()
             self.proc = None
+        # The scratch directory (QMP socket, qemu.cmd/stderr, CXL backing
+        # files) goes with the guest; PCIE_KEEP_TMP=1 keeps it for debugging.
+        if getattr(self, "stderr", None):
+            self.stderr.close()
+            self.stderr = None
+        if not os.environ.get("PCIE_KEEP_TMP"):
+            shutil.rmtree(self.tmp, ignore_errors=True)
 
     def console(self):
         try:
