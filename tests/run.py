@@ -408,6 +408,7 @@ class Suite:
     # -- the plan -----------------------------------------------------------------
     def plan(self):
         return [
+            ("kunit", self.kunit, {}),
             ("services-basic", self.services, dict(topology="basic")),
             ("services-cxl", self.services, dict(topology="cxl")),
             ("cmdline-pcie_ports=compat", self.services, dict(cmdline="pcie_ports=compat")),

@@ -13,9 +13,14 @@ BASE_TREE = os.path.join(BUILD, "linux-base")
 JOBS = str(os.cpu_count() or 2)
 
 
+# checkpatch runs scripts/spdxcheck.py with "env python3", which needs
+# python3-ply: put the system Python (where HOST_PKGS installs it) first.
+ENV = dict(os.environ, PATH="/usr/bin:" + os.environ.get("PATH", ""))
+
+
 def sh(cmd, cwd=None, timeout=3600):
     p = subprocess.run(cmd, cwd=cwd, shell=isinstance(cmd, str), capture_output=True,
-                       text=True, timeout=timeout)
+                       text=True, timeout=timeout, env=ENV)
     return p.returncode, p.stdout + p.stderr
 
 
@@ -50,9 +55,28 @@ def norm_warnings(text):
     return out
 
 
+def included_by_sibling(f):
+    """True for a .c file another .c file of its directory #includes (a
+    KUnit test built as part of the file it tests): it is compiled, and
+    checked, through that file, not as an object of its own."""
+    d, name = os.path.split(os.path.join(TREE, f))
+    pat = re.compile(r'^#include\s+"' + re.escape(name) + '"', re.M)
+    for other in os.listdir(d):
+        if other.endswith(".c") and other != name:
+            with open(os.path.join(d, other), errors="replace") as fh:
+                if pat.search(fh.read()):
+                    return True
+    return False
+
+
 def touched_c_files():
     files = git("diff", "--name-only", "--diff-filter=AM", "base..HEAD", "--", "*.c").split()
-    return [f for f in files if os.path.exists(os.path.join(TREE, f))]
+    return [f for f in files if os.path.exists(os.path.join(TREE, f))
+            and not included_by_sibling(f)]
+
+
+def added_files():
+    return git("diff", "--name-only", "--diff-filter=A", "base..HEAD").split()
 
 
 def warnings_for(src, files, checker):
@@ -75,10 +99,18 @@ def run(r, each_patch=False):
             r.skip(f"static: {what}", "the series (patches/series) is empty")
         return
     checkpatch = os.path.join(TREE, "scripts", "checkpatch.pl")
+    # FILE_PATH_CHANGES ("does MAINTAINERS need updating?") fires on every
+    # added file; whether one is needed is checked below with get_maintainer.
     for p in patches:
-        rc, out = sh([checkpatch, "--strict", "--terse", "--no-summary", p], cwd=TREE)
+        rc, out = sh([checkpatch, "--strict", "--terse", "--no-summary",
+                      "--ignore", "FILE_PATH_CHANGES", p], cwd=TREE)
         r.ok(rc == 0 and not out.strip(), f"static: checkpatch --strict {os.path.basename(p)}",
              out)
+    for f in added_files():
+        rc, out = sh([os.path.join(TREE, "scripts", "get_maintainer.pl"), "--no-git",
+                      "--no-git-fallback", "-f", f], cwd=TREE)
+        r.ok(rc == 0 and "(maintainer:" in out,
+             f"static: MAINTAINERS covers the added file {f}", out)
     files = touched_c_files()
     for checker, what in ((False, "W=1"), (True, "sparse (C=2) and W=1")):
         new = warnings_for(TREE, files, checker) - warnings_for(BASE_TREE, files, checker)

@@ -32,7 +32,7 @@ def _msix_exact(scen, key, v):
 
 # KUnit suites the series adds (configs/series.config builds them in); the
 # base kernel has none of its own.
-SERIES_KUNIT_SUITES = set()
+SERIES_KUNIT_SUITES = {"pcie-portdrv"}
 
 # feature -> function(scenario, key, base_value) -> series value
 RULES = {
