@@ -9,6 +9,7 @@ import os
 import re
 import sys
 import time
+import traceback
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "host"))
 
@@ -28,7 +29,7 @@ BAD_DMESG = re.compile(
 KIND = {"ep": "ep", "rp": "rp", "up": "usp", "dp": "dsp"}
 
 # Ports each topology must show (a dump with fewer is a failure, not a pass).
-TOPOLOGY_PORTS = {"basic": 8, "cxl": 4, "msix": 3}
+TOPOLOGY_PORTS = {"basic": 8, "cxl": 4, "msix": 3, "dpc": 2}
 
 NEEDS_QEMU = "needs the project's QEMU (qemu/patches, built by 'make qemu')"
 
@@ -73,6 +74,9 @@ class Suite:
             fn(k, name, *a, **kw)
         except GuestError as e:
             self.r.ok(False, self.t(k, f"{name}: scenario ran to completion"), e)
+        except Exception:  # a harness bug fails this scenario, not the suite
+            self.r.ok(False, self.t(k, f"{name}: scenario ran to completion"),
+                      traceback.format_exc())
 
     # -- 1. services per port ---------------------------------------------
     def services(self, k, name, topology="basic", cmdline="", project_qemu=False):
@@ -241,6 +245,85 @@ class Suite:
                             "(pcie_aer_msg_alldev() passes only uncorrectable ones)"
                             "; covered by aer-qemu-project")
             facts["counters"] = {d: self.aer_totals(g, ids[d]) for d in ("dp1", "up1", "rp1")}
+            self.dmesg_clean(k, g, name)
+
+    # -- DPC (the project's QEMU) ----------------------------------------------
+    @staticmethod
+    def msix_irqs(g, bdf, entry):
+        """Interrupts so far on MSI-X table entry `entry` of `bdf`."""
+        out = g.sh(f"grep -E 'PCI-MSIX-{bdf} +{entry}-edge' /proc/interrupts || true")
+        m = re.match(r"\s*\d+:((?:\s+\d+)+)", out)
+        return sum(int(x) for x in m.group(1).split()) if m else None
+
+    def dpc_event(self, k, g, tag, port, ep, entry, trigger, status, what):
+        """Trigger DPC at `port` with `trigger()`; check the event, the
+        recovery of `ep` below, the link and the DPC interrupt."""
+        regs = "BASE_ADDRESS_0 COMMAND"
+        before = g.sh(f"setpci -s {ep} {regs}").split()
+        irqs = self.msix_irqs(g, port, entry)
+        mark = self.mark(g)
+        trigger()
+        seen = g.wait_for(f"dmesg | sed -n '/{mark}$/,$p' | grep -q "
+                          f"'{port}: DPC: containment event, status:{status}[,:] {what}'",
+                          timeout=30)
+        self.r.ok(seen, self.t(k, f"{tag}: containment event '{what}' (status {status})"),
+                  self.since(g, mark)[-2000:])
+        ok = g.wait_for(f"dmesg | sed -n '/{mark}$/,$p' | "
+                        "grep -q 'AER: device recovery successful'", timeout=30)
+        self.r.ok(ok, self.t(k, f"{tag}: error recovery reported success"),
+                  self.since(g, mark)[-2000:])
+        self.r.ok(not re.search(r"AER: .*error message received", self.since(g, mark)),
+                  self.t(k, f"{tag}: DPC consumed the event: no AER error message logged"),
+                  self.since(g, mark)[-2000:])
+        after = self.msix_irqs(g, port, entry)
+        self.r.ok(irqs is not None and after is not None and after >= irqs + 1,
+                  self.t(k, f"{tag}: the DPC interrupt arrived on MSI-X entry {entry}"),
+                  f"before {irqs}, after {after}")
+        # The link went down, which resets the endpoint: its driver finds
+        # the Command register cleared when recovery enables it again.
+        self.r.ok(f"{ep}: enabling device (0000 -> " in self.since(g, mark),
+                  self.t(k, f"{tag}: {ep} was reset by the link going down"),
+                  self.since(g, mark)[-2000:])
+        sta = g.sh(f"setpci -s {port} ECAP_DPC+8.w")
+        lnk = g.sh(f"setpci -s {port} CAP_EXP+12.w")
+        self.r.eq((int(sta, 16) & 0x9, bool(int(lnk, 16) & 0x2000)), (0, True),
+                  self.t(k, f"{tag}: DPC status cleared and link active again"))
+        self.r.eq(g.sh(f"setpci -s {ep} {regs}").split(), before,
+                  self.t(k, f"{tag}: {ep} state restored after the reset (BAR0, COMMAND)"))
+        self.endpoint_ok(k, g, ep, tag)
+        return bool(seen and ok)
+
+    def dpc(self, k, name, project_qemu=True):
+        """Downstream Port Containment on the project's QEMU root ports: an
+        ERR_FATAL from below and DPC's software trigger contain the port, the
+        kernel recovers the endpoint below; ERR_NONFATAL is left to AER (the
+        kernel enables DPC for ERR_FATAL only)."""
+        with self.guest(k, name, topology="dpc", project_qemu=True) as g:
+            ids, _ = pci_ids(g.qmp)
+            facts = k.facts.setdefault(name, {})
+            rpd, epd, rpe, epe = (ids[x] for x in ("rpd", "epd", "rpe", "epe"))
+            ctl = {p: int(g.sh(f"setpci -s {p} ECAP_DPC+6.w"), 16) & 0xb for p in (rpd, rpe)}
+            self.r.eq(ctl, {rpd: 0x9, rpe: 0x9},
+                      self.t(k, f"{name}: DPC enabled for ERR_FATAL with its interrupt"))
+            facts["ctl"] = ctl
+            facts["events"] = [
+                self.dpc_event(k, g, f"{name}: ERR_FATAL from {epd} at rpd", rpd, epd, 2,
+                               lambda: g.hmp("pcie_aer_inject_error epd 0x10"),
+                               "0x0005", f"ERR_FATAL received from {epd}"),
+                self.dpc_event(k, g, f"{name}: software trigger at rpe", rpe, epe, 0,
+                               lambda: g.sh(f"setpci -s {rpe} ECAP_DPC+6.w=40:40"),
+                               "0x0027", "software trigger detected"),
+                self.dpc_event(k, g, f"{name}: ERR_FATAL from {epe} at rpe (shared entry)",
+                               rpe, epe, 0,
+                               lambda: g.hmp("pcie_aer_inject_error epe 0x10"),
+                               "0x0005", f"ERR_FATAL received from {epe}"),
+            ]
+            irqs = self.msix_irqs(g, rpd, 2)
+            self.aer_check(k, g, f"{name}: ERR_NONFATAL from {epd} goes to AER", epd,
+                           lambda: g.hmp("pcie_aer_inject_error epd 0x4000"),
+                           "nonfatal", endpoint=epd, port_type="ep")
+            self.r.eq(self.msix_irqs(g, rpd, 2), irqs,
+                      self.t(k, f"{name}: no DPC interrupt for ERR_NONFATAL"))
             self.dmesg_clean(k, g, name)
 
     # -- 3. native hotplug ---------------------------------------------------
@@ -422,6 +505,8 @@ class Suite:
             ("aer-qemu", self.aer_qemu, {}),
             ("aer-qemu-project", self.aer_qemu, dict(project_qemu=True)),
             ("services-msix", self.services, dict(topology="msix", project_qemu=True)),
+            ("services-dpc", self.services, dict(topology="dpc", project_qemu=True)),
+            ("dpc", self.dpc, dict(project_qemu=True)),
             ("hotplug-msix", self.hotplug, dict(topology="msix", slots=(("rpb", 3),),
                                                 project_qemu=True)),
             ("hotplug", self.hotplug, {}),

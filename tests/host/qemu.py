@@ -120,7 +120,23 @@ def topology_many_msix(n=64):
     return a
 
 
+def topology_dpc():
+    """Needs the project's QEMU: root ports with Downstream Port Containment
+    (qemu/patches).  rpd: 4-entry MSI-X table, PME/hotplug on 0, AER on 1,
+    DPC on 2, no hotplug, with an endpoint; rpe: DPC sharing the only
+    entry with the other services, with an endpoint."""
+    a = []
+    a += _rp("rpd", 21, "0x2.0x0", multifunction="on", hotplug="off", dpc="on", **{
+        "msix-vectors": 4, "pcie-int-msg-num": 0, "aer-int-msg-num": 1,
+        "dpc-int-msg-num": 2})
+    a += _ep("epd", "rpd")
+    a += _rp("rpe", 22, "0x2.0x1", hotplug="off", dpc="on")
+    a += _ep("epe", "rpe")
+    return a
+
+
 TOPOLOGIES = {
+    "dpc": topology_dpc,
     "basic": topology_basic,
     "msix": topology_msix,
     "many-msix": topology_many_msix,
