@@ -29,7 +29,7 @@ BAD_DMESG = re.compile(
 KIND = {"ep": "ep", "rp": "rp", "up": "usp", "dp": "dsp"}
 
 # Ports each topology must show (a dump with fewer is a failure, not a pass).
-TOPOLOGY_PORTS = {"basic": 8, "cxl": 4, "msix": 3, "dpc": 2}
+TOPOLOGY_PORTS = {"basic": 8, "cxl": 4, "msix": 3, "dpc": 5}
 
 NEEDS_QEMU = "needs the project's QEMU (qemu/patches, built by 'make qemu')"
 
@@ -293,17 +293,23 @@ class Suite:
         self.endpoint_ok(k, g, ep, tag)
         return bool(seen and ok)
 
-    def dpc(self, k, name, project_qemu=True):
-        """Downstream Port Containment on the project's QEMU root ports: an
+    def dpc(self, k, name, cmdline="", project_qemu=True):
+        """Downstream Port Containment on the project's QEMU ports: an
         ERR_FATAL from below and DPC's software trigger contain the port, the
         kernel recovers the endpoint below; ERR_NONFATAL is left to AER (the
-        kernel enables DPC for ERR_FATAL only)."""
-        with self.guest(k, name, topology="dpc", project_qemu=True) as g:
+        kernel enables DPC for ERR_FATAL only).  6.12 uses DPC on a Switch
+        Downstream Port only with pcie_ports=dpc-native (the AER service,
+        which DPC otherwise requires, is for Root Ports and RCECs only);
+        without it an ERR_FATAL there goes to AER at the Root Port."""
+        dsp_dpc = "pcie_ports=dpc-native" in cmdline
+        with self.guest(k, name, topology="dpc", cmdline=cmdline, project_qemu=True) as g:
             ids, _ = pci_ids(g.qmp)
             facts = k.facts.setdefault(name, {})
-            rpd, epd, rpe, epe = (ids[x] for x in ("rpd", "epd", "rpe", "epe"))
-            ctl = {p: int(g.sh(f"setpci -s {p} ECAP_DPC+6.w"), 16) & 0xb for p in (rpd, rpe)}
-            self.r.eq(ctl, {rpd: 0x9, rpe: 0x9},
+            rpd, epd, rpe, epe, dpf, epf = (ids[x] for x in ("rpd", "epd", "rpe", "epe",
+                                                             "dpf", "epf"))
+            ctl = {p: int(g.sh(f"setpci -s {p} ECAP_DPC+6.w"), 16) & 0xb
+                   for p in (rpd, rpe, dpf)}
+            self.r.eq(ctl, {rpd: 0x9, rpe: 0x9, dpf: 0x9 if dsp_dpc else 0},
                       self.t(k, f"{name}: DPC enabled for ERR_FATAL with its interrupt"))
             facts["ctl"] = ctl
             facts["events"] = [
@@ -318,6 +324,15 @@ class Suite:
                                lambda: g.hmp("pcie_aer_inject_error epe 0x10"),
                                "0x0005", f"ERR_FATAL received from {epe}"),
             ]
+            tag = f"{name}: ERR_FATAL from {epf} at switch port dpf"
+            if dsp_dpc:
+                facts["events"].append(self.dpc_event(
+                    k, g, tag, dpf, epf, 3, lambda: g.hmp("pcie_aer_inject_error epf 0x10"),
+                    "0x0005", f"ERR_FATAL received from {epf}"))
+            else:
+                self.aer_check(k, g, f"{tag} goes to AER", epf,
+                               lambda: g.hmp("pcie_aer_inject_error epf 0x10"),
+                               "fatal", endpoint=epf, port_type="ep")
             irqs = self.msix_irqs(g, rpd, 2)
             self.aer_check(k, g, f"{name}: ERR_NONFATAL from {epd} goes to AER", epd,
                            lambda: g.hmp("pcie_aer_inject_error epd 0x4000"),
@@ -506,7 +521,11 @@ class Suite:
             ("aer-qemu-project", self.aer_qemu, dict(project_qemu=True)),
             ("services-msix", self.services, dict(topology="msix", project_qemu=True)),
             ("services-dpc", self.services, dict(topology="dpc", project_qemu=True)),
+            ("services-dpc-pcie_ports=dpc-native", self.services,
+             dict(topology="dpc", cmdline="pcie_ports=dpc-native", project_qemu=True)),
             ("dpc", self.dpc, dict(project_qemu=True)),
+            ("dpc-pcie_ports=dpc-native", self.dpc,
+             dict(cmdline="pcie_ports=dpc-native", project_qemu=True)),
             ("hotplug-msix", self.hotplug, dict(topology="msix", slots=(("rpb", 3),),
                                                 project_qemu=True)),
             ("hotplug", self.hotplug, {}),

@@ -124,7 +124,9 @@ def topology_dpc():
     """Needs the project's QEMU: root ports with Downstream Port Containment
     (qemu/patches).  rpd: 4-entry MSI-X table, PME/hotplug on 0, AER on 1,
     DPC on 2, no hotplug, with an endpoint; rpe: DPC sharing the only
-    entry with the other services, with an endpoint."""
+    entry with the other services, with an endpoint; a switch below rpf
+    whose downstream port dpf has a 4-entry MSI-X table, hot-plug on
+    entry 1 and DPC on entry 3, with an endpoint."""
     a = []
     a += _rp("rpd", 21, "0x2.0x0", multifunction="on", hotplug="off", dpc="on", **{
         "msix-vectors": 4, "pcie-int-msg-num": 0, "aer-int-msg-num": 1,
@@ -132,6 +134,11 @@ def topology_dpc():
     a += _ep("epd", "rpd")
     a += _rp("rpe", 22, "0x2.0x1", hotplug="off", dpc="on")
     a += _ep("epe", "rpe")
+    a += _rp("rpf", 23, "0x2.0x2", hotplug="off")
+    a += ["-device", "x3130-upstream,id=usf,bus=rpf"]
+    a += ["-device", "xio3130-downstream,id=dpf,bus=usf,chassis=24,slot=24,msix-vectors=4,"
+          "pcie-int-msg-num=1,dpc=on,dpc-int-msg-num=3"]
+    a += _ep("epf", "dpf")
     return a
 
 
