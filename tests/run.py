@@ -341,6 +341,66 @@ class Suite:
                       self.t(k, f"{name}: no DPC interrupt for ERR_NONFATAL"))
             self.dmesg_clean(k, g, name)
 
+    # -- driver binding on ports ------------------------------------------------
+    @staticmethod
+    def msi_irqs(g, bdf):
+        """The port's MSI/MSI-X IRQs as its msi_irqs sysfs directory lists them."""
+        out = g.sh(f"ls /sys/bus/pci/devices/{bdf}/msi_irqs 2>/dev/null || true")
+        return sorted(int(x) for x in out.split() if x.isdigit())
+
+    @staticmethod
+    def handlers(g, bdf):
+        out = g.sh(f"grep -E 'PCI-MSIX?-{bdf} ' /proc/interrupts || true")
+        return sorted(" ".join(ln.split()[4:]) for ln in out.splitlines())
+
+    def rebind(self, k, name, cycles=20):
+        """Unbind and bind the port driver on two root ports and a switch
+        port, `cycles` times.  The services come back every time with their
+        interrupts; AER and hot-plug work afterwards.  With the driver
+        unbound, the base kernel has freed the port's vectors; the series'
+        core keeps them (expected.py, "core-owned-vectors")."""
+        with self.guest(k, name) as g:
+            ids, sec = pci_ids(g.qmp)
+            facts = k.facts.setdefault(name, {})
+            ports = ("rp1", "rp2", "dp1")
+            drv = "/sys/bus/pci/drivers/pcieport"
+            before = {p: (self.msi_irqs(g, ids[p]), self.handlers(g, ids[p])) for p in ports}
+            self.r.ok(all(before[p][0] and before[p][1] for p in ports),
+                      self.t(k, f"{name}: every port has MSI vectors and service handlers"),
+                      before)
+            kept, ok = {p: True for p in ports}, True
+            for i in range(cycles):
+                for p in ports:
+                    g.sh(f"echo {ids[p]} > {drv}/unbind")
+                    unbound = self.msi_irqs(g, ids[p])
+                    kept[p] = kept[p] and unbound == before[p][0]
+                    if unbound and unbound != before[p][0]:
+                        ok = False
+                    g.sh(f"echo {ids[p]} > {drv}/bind")
+                    now = (self.msi_irqs(g, ids[p]), self.handlers(g, ids[p]))
+                    bound = g.sh(f"basename $(readlink /sys/bus/pci/devices/{ids[p]}/driver)")
+                    if bound != "pcieport" or now[1] != before[p][1] or not now[0]:
+                        ok = False
+                        self.r.ok(False, self.t(k, f"{name}: cycle {i}: {p} rebound with its "
+                                                   "services"), f"{bound} {now} vs {before[p]}")
+                        break
+                if not ok:
+                    break
+            self.r.ok(ok, self.t(k, f"{name}: {cycles} unbind/bind cycles: each port rebinds "
+                                    "with the same services and interrupt handlers"))
+            for p in ports:
+                facts[f"{p}: vectors kept while unbound"] = kept[p]
+                self.r.eq(kept[p], "core-owned-vectors" in expected.SERIES_FEATURES
+                          if k.series else False,
+                          self.t(k, f"{name}: {p}: vectors kept while the driver is unbound"))
+            self.aer_check(k, g, f"{name}: after rebinding, aer_inject nonfatal at ep1",
+                           ids["ep1"], lambda: g.sh(f"aer-inject {ids['ep1']} nonfatal"),
+                           "nonfatal", endpoint=ids["ep1"], port_type="ep")
+            up, down = self.hotplug_cycle(k, g, name, "rp2", sec["rp2"], "rebind")
+            self.r.eq((up, down), (True, True),
+                      self.t(k, f"{name}: after rebinding, hotplug on rp2 works"))
+            self.dmesg_clean(k, g, name)
+
     # -- 3. native hotplug ---------------------------------------------------
     def hotplug_cycle(self, k, g, tag, port, sec, i):
         dev = f"hp{i}"
@@ -529,6 +589,7 @@ class Suite:
             ("hotplug-msix", self.hotplug, dict(topology="msix", slots=(("rpb", 3),),
                                                 project_qemu=True)),
             ("hotplug", self.hotplug, {}),
+            ("rebind", self.rebind, {}),
             ("runtime-pm", self.runtime_pm, dict(cmdline="")),
             ("runtime-pm-pcie_port_pm=off", self.runtime_pm, dict(cmdline="pcie_port_pm=off")),
             ("runtime-pm-pcie_port_pm=force", self.runtime_pm, dict(cmdline="pcie_port_pm=force")),

@@ -12,7 +12,18 @@ if new, its rule to RULES) in the same commit that updates patches/.
 # Features the exported series (patches/) has.
 SERIES_FEATURES = {
     "msix-exact",   # PCI/portdrv: Allocate only the MSI-X vectors the services use
+    "core-owned-vectors",  # PCI/portdrv: Let the PCI core own the services' interrupts
 }
+
+
+def _core_owned_vectors(scen, key, v):
+    """The core allocates a port's service interrupts when it adds the port
+    and frees them when it removes it: with the port's driver unbound they
+    stay (base: portdrv frees them on unbind, and the MSI sysfs goes with
+    them)."""
+    if key.endswith("vectors kept while unbound"):
+        return True
+    return v
 
 
 def _msix_exact(scen, key, v):
@@ -37,6 +48,7 @@ SERIES_KUNIT_SUITES = {"pcie-portdrv"}
 # feature -> function(scenario, key, base_value) -> series value
 RULES = {
     "msix-exact": _msix_exact,
+    "core-owned-vectors": _core_owned_vectors,
 }
 
 
