@@ -341,6 +341,51 @@ class Suite:
                       self.t(k, f"{name}: no DPC interrupt for ERR_NONFATAL"))
             self.dmesg_clean(k, g, name)
 
+    # -- link bandwidth notification (the project's QEMU) --------------------------
+    def link_bw(self, k, name, project_qemu=True):
+        """The project's QEMU retrains rp1's link (pcie_link_change).  Neither
+        6.12 nor the series has a bandwidth notification service yet, so the
+        kernel's part is the link attributes in sysfs and the interrupt on
+        the PCI Express Capability's vector when its enable is set."""
+        with self.guest(k, name, project_qemu=True) as g:
+            ids, _ = pci_ids(g.qmp)
+            facts = k.facts.setdefault(name, {})
+            rp = ids["rp1"]
+            attrs = f"/sys/bus/pci/devices/{rp}"
+            lnksta = lambda: int(g.sh(f"setpci -s {rp} CAP_EXP+12.w"), 16)
+            irqs = lambda: self.msix_irqs(g, rp, 0)
+            # LBMS with its interrupt enabled: one interrupt, sysfs follows
+            g.sh(f"setpci -s {rp} CAP_EXP+10.w=0400:0c00")
+            n = irqs()
+            out = g.hmp("pcie_link_change rp1 8 4")
+            self.r.ok(out.startswith("OK"), self.t(k, f"{name}: QEMU retrained rp1 to 8GT/s x4"),
+                      out)
+            link = g.sh(f"cat {attrs}/current_link_speed {attrs}/current_link_width").split("\n")
+            self.r.eq(link, ["8.0 GT/s PCIe", "4"],
+                      self.t(k, f"{name}: current_link_speed/width follow the link"))
+            sta = lnksta()
+            self.r.eq((sta & 0xf, (sta >> 4) & 0x3f, bool(sta & 0x4000)), (3, 4, True),
+                      self.t(k, f"{name}: Link Status: speed, width, Bandwidth Management Status"))
+            after = irqs()
+            self.r.ok(n is not None and after == n + 1,
+                      self.t(k, f"{name}: one interrupt on the PCIe Capability's vector"),
+                      f"before {n}, after {after}")
+            g.sh(f"setpci -s {rp} CAP_EXP+12.w=4000")
+            self.r.eq(bool(lnksta() & 0x4000), False,
+                      self.t(k, f"{name}: Bandwidth Management Status is RW1C"))
+            # LABS with its interrupt disabled: status only
+            n = irqs()
+            g.hmp("pcie_link_change -a rp1 16 8")
+            sta = lnksta()
+            self.r.eq((sta & 0xf, (sta >> 4) & 0x3f, bool(sta & 0x8000), irqs()), (4, 8, True, n),
+                      self.t(k, f"{name}: autonomous change sets its status, no interrupt "
+                                "while disabled"))
+            out = g.hmp("pcie_link_change dp1 8 4")
+            self.r.ok("no Link Bandwidth Notification" in out,
+                      self.t(k, f"{name}: a port without the capability is refused"), out)
+            facts["link"] = link
+            self.dmesg_clean(k, g, name)
+
     # -- driver binding on ports ------------------------------------------------
     @staticmethod
     def msi_irqs(g, bdf):
@@ -590,6 +635,7 @@ class Suite:
                                                 project_qemu=True)),
             ("hotplug", self.hotplug, {}),
             ("rebind", self.rebind, {}),
+            ("link-bw", self.link_bw, dict(project_qemu=True)),
             ("runtime-pm", self.runtime_pm, dict(cmdline="")),
             ("runtime-pm-pcie_port_pm=off", self.runtime_pm, dict(cmdline="pcie_port_pm=off")),
             ("runtime-pm-pcie_port_pm=force", self.runtime_pm, dict(cmdline="pcie_port_pm=force")),
