@@ -31,6 +31,38 @@ KIND = {"ep": "ep", "rp": "rp", "up": "usp", "dp": "dsp"}
 # Ports each topology must show (a dump with fewer is a failure, not a pass).
 TOPOLOGY_PORTS = {"basic": 8, "cxl": 4, "msix": 3, "dpc": 5}
 
+# Reports the unpatched 6.12 kernel itself prints on these scenarios (seen
+# with the debug config, make check-debug), so they say nothing about the
+# series: (title, regex over the lockdep report's first lines).  Each is cut
+# out of the dmesg check and reported as skipped, on both kernels alike; any
+# other report still fails.
+KNOWN_SPLATS = [
+    # pciehp_configure_device() takes ctrl->reset_lock under
+    # pci_rescan_remove_lock while pciehp_reset_slot() and the removal path
+    # take them the other way round (drivers/pci/hotplug/pciehp_pci.c, 6.12).
+    ("lockdep: pciehp reset_lock taken under pci_rescan_remove_lock",
+     re.compile(r"possible circular locking dependency detected(.*\n){1,4}"
+                r".*irq/\d+-pciehp.*is trying to acquire lock:\n"
+                r".*\(&ctrl->reset_lock\).*at: pciehp_configure_device")),
+]
+
+
+def known_splats(lines):
+    """(title, (first, end)) of every known report in dmesg `lines`: from its
+    WARNING line to the end of its stack trace."""
+    text = "\n".join(lines)
+    out = []
+    for title, rx in KNOWN_SPLATS:
+        for m in rx.finditer(text):
+            first = text.count("\n", 0, m.start())
+            end = first
+            while end < len(lines) and "</TASK>" not in lines[end]:
+                end += 1
+            out.append((title, (max(first - 1, 0) if "-----" in lines[max(first - 1, 0)]
+                                else first, min(end + 1, len(lines)))))
+    return out
+
+
 NEEDS_QEMU = "needs the project's QEMU (qemu/patches, built by 'make qemu')"
 
 
@@ -64,7 +96,15 @@ class Suite:
             # kmemleak reports what it finds in dmesg ("N new suspected ...")
             g.run("echo scan > /sys/kernel/debug/kmemleak; echo scan > /sys/kernel/debug/kmemleak",
                   timeout=600, check=False)
-        bad = [line for line in g.sh("dmesg").splitlines() if BAD_DMESG.search(line)]
+        lines = g.sh("dmesg").splitlines()
+        known = set()
+        for title, (start, end) in known_splats(lines):
+            known.add(title)
+            lines[start:end] = [""] * (end - start)
+        for title in sorted(known):
+            self.r.skip(self.t(k, f"{name}: known 6.12 report: {title}"),
+                        "reported by the unpatched 6.12 kernel too (KNOWN_SPLATS in tests/run.py)")
+        bad = [line for line in lines if BAD_DMESG.search(line)]
         self.r.ok(not bad, self.t(k, f"{name}: dmesg has no WARN/BUG/lockdep/leak/IRQ splat"),
                   "\n".join(bad[:40]))
 
@@ -454,7 +494,16 @@ class Suite:
         up = g.wait_for(f"test -e {path}/driver", timeout=30)
         down = False
         if up:
-            g.qmp.cmd("device_del", id=dev)
+            # QEMU refuses the unplug while the guest blinks the power
+            # indicator (pciehp's 5 s attention button window): retry.
+            for _ in range(30):
+                try:
+                    g.qmp.cmd("device_del", id=dev)
+                    break
+                except GuestError as e:
+                    if "power indicator blinking" not in str(e):
+                        raise
+                    time.sleep(1)
             ev = g.qmp.wait_event("DEVICE_DELETED", timeout=30, match={"device": dev})
             down = ev is not None and g.wait_for(f"! test -e {path}", timeout=10)
         return up, down
