@@ -55,11 +55,11 @@ def norm_warnings(text):
     return out
 
 
-def included_by_sibling(f):
+def included_by_sibling(f, tree=TREE):
     """True for a .c file another .c file of its directory #includes (a
     KUnit test built as part of the file it tests): it is compiled, and
     checked, through that file, not as an object of its own."""
-    d, name = os.path.split(os.path.join(TREE, f))
+    d, name = os.path.split(os.path.join(tree, f))
     pat = re.compile(r'^#include\s+"' + re.escape(name) + '"', re.M)
     for other in os.listdir(d):
         if other.endswith(".c") and other != name:
@@ -67,6 +67,18 @@ def included_by_sibling(f):
                 if pat.search(fh.read()):
                     return True
     return False
+
+
+def includer(f, tree=TREE):
+    """The .c file of f's directory that #includes f, or None."""
+    d, name = os.path.split(f)
+    pat = re.compile(r'^#include\s+"' + re.escape(name) + '"', re.M)
+    for other in sorted(os.listdir(os.path.join(tree, d))):
+        if other.endswith(".c") and other != name:
+            with open(os.path.join(tree, d, other), errors="replace") as fh:
+                if pat.search(fh.read()):
+                    return os.path.join(d, other)
+    return None
 
 
 def touched_c_files():
@@ -145,6 +157,8 @@ def check_each_patch(r):
         sh(["cp", cfg, os.path.join(wt, ".obj-guest", ".config")])
         rc, out = kmake(wt, "olddefconfig", "bzImage")
         files = git("diff", "--name-only", "--diff-filter=AM", f"{c}^..{c}", "--", "*.c").split()
+        # An included test file is checked through the file including it
+        files = sorted({inc for f in files for inc in [includer(f, wt) or f]})
         objs = [f[:-2] + ".o" for f in files]
         w = set()
         if rc == 0 and objs:
