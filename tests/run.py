@@ -486,6 +486,41 @@ class Suite:
                       self.t(k, f"{name}: after rebinding, hotplug on rp2 works"))
             self.dmesg_clean(k, g, name)
 
+    def rescan(self, k, name, cycles=5):
+        """Remove a root port with its endpoint and a switch (its ports go
+        first) through sysfs, rescan, `cycles` times: the ports come back
+        with their services and interrupt handlers, AER and hotplug work
+        afterwards.  In the series this is the core's stop and start of the
+        port services (pci_port_services_stop()/_start())."""
+        with self.guest(k, name) as g:
+            ids, sec = pci_ids(g.qmp)
+            ports = ("rp1", "rp4", "up1", "dp1", "dp2")
+            before = {p: self.handlers(g, ids[p]) for p in ports}
+            ok = True
+            for i in range(cycles):
+                g.sh(f"echo 1 > /sys/bus/pci/devices/{ids['rp1']}/remove; "
+                     f"echo 1 > /sys/bus/pci/devices/{ids['up1']}/remove")
+                gone = g.sh(f"ls -d /sys/bus/pci/devices/{ids['rp1']} "
+                            f"/sys/bus/pci/devices/{ids['dp1']} 2>/dev/null || true")
+                g.sh("echo 1 > /sys/bus/pci/rescan")
+                g.wait_for(f"test -e /sys/bus/pci/devices/{ids['ep5']}/driver", timeout=30)
+                now = {p: self.handlers(g, ids[p]) for p in ports}
+                if gone.strip() or now != before:
+                    ok = False
+                    self.r.ok(False, self.t(k, f"{name}: cycle {i}: ports removed and back"),
+                              f"left: {gone}\nnow: {now}\nbefore: {before}")
+                    break
+            self.r.ok(ok, self.t(k, f"{name}: {cycles} remove/rescan cycles: the ports come back "
+                                    "with the same services and interrupt handlers"))
+            for dev, ep in (("ep1", "ep1"), ("ep5", "ep5")):
+                self.aer_check(k, g, f"{name}: after rescan, aer_inject nonfatal at {dev}",
+                               ids[dev], lambda: g.sh(f"aer-inject {ids[dev]} nonfatal"),
+                               "nonfatal", endpoint=ids[ep], port_type="ep")
+            up, down = self.hotplug_cycle(k, g, name, "dp2", sec["dp2"], "rescan")
+            self.r.eq((up, down), (True, True),
+                      self.t(k, f"{name}: after rescan, hotplug on dp2 works"))
+            self.dmesg_clean(k, g, name)
+
     # -- 3. native hotplug ---------------------------------------------------
     def hotplug_cycle(self, k, g, tag, port, sec, i):
         dev = f"hp{i}"
@@ -684,6 +719,7 @@ class Suite:
                                                 project_qemu=True)),
             ("hotplug", self.hotplug, {}),
             ("rebind", self.rebind, {}),
+            ("rescan", self.rescan, {}),
             ("link-bw", self.link_bw, dict(project_qemu=True)),
             ("runtime-pm", self.runtime_pm, dict(cmdline="")),
             ("runtime-pm-pcie_port_pm=off", self.runtime_pm, dict(cmdline="pcie_port_pm=off")),
