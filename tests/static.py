@@ -55,22 +55,10 @@ def norm_warnings(text):
     return out
 
 
-def included_by_sibling(f, tree=TREE):
-    """True for a .c file another .c file of its directory #includes (a
-    KUnit test built as part of the file it tests): it is compiled, and
-    checked, through that file, not as an object of its own."""
-    d, name = os.path.split(os.path.join(tree, f))
-    pat = re.compile(r'^#include\s+"' + re.escape(name) + '"', re.M)
-    for other in os.listdir(d):
-        if other.endswith(".c") and other != name:
-            with open(os.path.join(d, other), errors="replace") as fh:
-                if pat.search(fh.read()):
-                    return True
-    return False
-
-
 def includer(f, tree=TREE):
-    """The .c file of f's directory that #includes f, or None."""
+    """The .c file of f's directory that #includes f, or None: a KUnit test
+    built as part of the file it tests is compiled, and checked, through
+    that file, not as an object of its own."""
     d, name = os.path.split(f)
     pat = re.compile(r'^#include\s+"' + re.escape(name) + '"', re.M)
     for other in sorted(os.listdir(os.path.join(tree, d))):
@@ -84,7 +72,7 @@ def includer(f, tree=TREE):
 def touched_c_files():
     files = git("diff", "--name-only", "--diff-filter=AM", "base..HEAD", "--", "*.c").split()
     return [f for f in files if os.path.exists(os.path.join(TREE, f))
-            and not included_by_sibling(f)]
+            and includer(f) is None]
 
 
 def added_files():
