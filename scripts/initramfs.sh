@@ -30,7 +30,9 @@ for t in lspci setpci; do
 	done
 done
 [ -f /usr/share/misc/pci.ids ] && cp /usr/share/misc/pci.ids "$root/usr/share/misc/"
-gcc -static -O2 -Wall -Wextra -Werror -o "$root/usr/local/bin/aer-inject" "$TOP/tests/guest/aer-inject.c"
+for c in "$TOP"/tests/guest/*.c; do
+	gcc -static -O2 -Wall -Wextra -Werror -o "$root/usr/local/bin/$(basename "$c" .c)" "$c"
+done
 for s in "$TOP"/tests/guest/*.sh; do
 	[ -e "$s" ] && install -m 0755 "$s" "$root/usr/local/bin/$(basename "$s" .sh)"
 done

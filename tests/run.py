@@ -29,7 +29,7 @@ BAD_DMESG = re.compile(
 KIND = {"ep": "ep", "rp": "rp", "up": "usp", "dp": "dsp"}
 
 # Ports each topology must show (a dump with fewer is a failure, not a pass).
-TOPOLOGY_PORTS = {"basic": 8, "cxl": 4, "msix": 3, "dpc": 5}
+TOPOLOGY_PORTS = {"basic": 8, "cxl": 4, "cxl-project": 4, "msix": 3, "dpc": 5}
 
 # Reports the unpatched 6.12 kernel itself prints on these scenarios (seen
 # with the debug config, make check-debug), so they say nothing about the
@@ -426,6 +426,117 @@ class Suite:
             facts["link"] = link
             self.dmesg_clean(k, g, name)
 
+    # -- CXL: CPMUs and DOE mailboxes (project QEMU) ----------------------------
+    CPMU = 0x10000          # CPMU offset in BAR 0 (Register Locator)
+    CPMU_OVERFLOW, CPMU_FREEZE = 0x10, 0x18
+    CPMU_CFG1, CPMU_CNT0, CPMU_CNT1 = 0x208, 0xc00, 0xc08
+    # counter 1: enabled, interrupt on overflow, Clock Ticks (event 0 of
+    # Event Capability 1)
+    CPMU_CFG1_TICKS_IRQ = 0x0800000001000300
+    CXL_RP_PBA = 0x30000    # cxl-rp's MSI-X PBA in BAR 0
+
+    @staticmethod
+    def mmio(g, bdf, off, val=None):
+        cmd = f"mmio {bdf} 0 {off:#x}" + ("" if val is None else f" {val:#x}")
+        out = g.sh(cmd)
+        return None if val is not None else int(out, 16)
+
+    def cpmu_overflow(self, g, bdf):
+        """Load counter 1 of `bdf`'s CPMU 1024 ticks short of 2^32 while
+        frozen, let it count with its overflow interrupt enabled, and stop
+        it again.  Returns (overflow status, counter) after 0.2 s."""
+        b = self.CPMU
+        self.mmio(g, bdf, b + self.CPMU_FREEZE, 0x3)
+        self.mmio(g, bdf, b + self.CPMU_CNT1, 0xfffffc00)
+        self.mmio(g, bdf, b + self.CPMU_CFG1, self.CPMU_CFG1_TICKS_IRQ)
+        self.mmio(g, bdf, b + self.CPMU_FREEZE, 0)
+        g.sh("sleep 0.2")
+        status, count = (self.mmio(g, bdf, b + self.CPMU_OVERFLOW),
+                         self.mmio(g, bdf, b + self.CPMU_CNT1))
+        self.mmio(g, bdf, b + self.CPMU_CFG1, 0)
+        return status, count
+
+    @staticmethod
+    def doe_discover(g, bdf, irq=False):
+        out = g.sh(f"doe-discover {bdf}" + (" irq" if irq else ""))
+        return dict(ln[1:].split(" ", 1) for ln in out.splitlines() if ln.startswith("@"))
+
+    def cxl_project(self, k, name, project_qemu=True):
+        """The project's QEMU gives the type 3 device below crp0, crp0 and the
+        switch's upstream port cus0 a CXL PMU, and crp0 an MSI-X table and a
+        DOE mailbox (Discovery) on entry 3.  6.12 reaches the memory device's
+        CPMU through cxl_pci and cxl_pmu: perf counts clock ticks at 100 per
+        microsecond and the overflow interrupt arrives.  Port CPMUs have no
+        driver: they count, and their overflow is pending on its MSI-X entry.
+        The DOE mailbox answers Discovery and, with its interrupt enabled,
+        signals entry 3."""
+        with self.guest(k, name, topology="cxl-project", project_qemu=True) as g:
+            ids, _ = pci_ids(g.qmp)
+            mem, rp, usp = ids["cxl-mem0dev"], ids["crp0"], ids["cus0"]
+            facts = k.facts.setdefault(name, {})
+            # Register Locator: a CPMU block on each of the three
+            loc = {x: g.sh(f"lspci -s {ids[x]} -vvv 2>/dev/null | grep -c 'ID: CPMU registers, "
+                           f"offset: 0000000000010000' || true")
+                   for x in ("cxl-mem0dev", "crp0", "cus0")}
+            self.r.eq(loc, {"cxl-mem0dev": "1", "crp0": "1", "cus0": "1"},
+                      self.t(k, f"{name}: lspci decodes a CPMU block in each Register Locator"))
+            # The memory device's CPMU through perf
+            pmu = "cxl_pmu_mem0.0"
+            have = g.sh(f"ls /sys/bus/event_source/devices/{pmu}/events 2>&1 || true").split()
+            self.r.eq(have, ["clock_ticks"],
+                      self.t(k, f"{name}: cxl_pmu registers {pmu} with clock_ticks only"))
+            out = g.sh(f"perf-count {pmu} clock_ticks 500")
+            m = re.match(r"count=(\d+) ns=(\d+)", out)
+            ratio = int(m.group(1)) * 10 / int(m.group(2)) if m else 0
+            self.r.ok(0.9 < ratio < 1.1,
+                      self.t(k, f"{name}: perf counts clock_ticks at 100 per microsecond"), out)
+            irq = f"{pmu}_overflow"
+            count = lambda: sum(int(x) for x in g.sh(
+                f"grep ' {irq}$' /proc/interrupts || true").split()[1:-3] if x.isdigit())
+            line = g.sh(f"grep ' {irq}$' /proc/interrupts || true")
+            self.r.ok(re.search(rf"PCI-MSIX-{mem}\s+5-edge\s+{irq}$", line),
+                      self.t(k, f"{name}: the overflow handler is on MSI-X entry 5"), line)
+            n = count()
+            status, cnt = self.cpmu_overflow(g, mem)
+            self.r.eq((count() - n, status, cnt < 0xfffffc00), (1, 0, True),
+                      self.t(k, f"{name}: a counter overflow interrupts once; cxl_pmu clears "
+                                 "Overflow Status; the counter wraps"))
+            # crp0's CPMU has no driver: status stays, entry 2 pending
+            pba = self.mmio(g, rp, self.CXL_RP_PBA)
+            status, cnt = self.cpmu_overflow(g, rp)
+            pba_after = self.mmio(g, rp, self.CXL_RP_PBA)
+            self.r.eq((status, cnt < 0xfffffc00, bool(pba & 4), bool(pba_after & 4)),
+                      (2, True, False, True),
+                      self.t(k, f"{name}: crp0's CPMU overflows; no driver, so the status stays "
+                                 "and MSI-X entry 2 is left pending"))
+            # cus0's fixed counter counts clock ticks
+            self.mmio(g, usp, self.CPMU + 0x200, 0x100)
+            a = self.mmio(g, usp, self.CPMU + self.CPMU_CNT0)
+            g.sh("sleep 0.1")
+            b = self.mmio(g, usp, self.CPMU + self.CPMU_CNT0)
+            self.mmio(g, usp, self.CPMU + 0x200, 0)
+            self.r.ok(5_000_000 < b - a < 100_000_000,
+                      self.t(k, f"{name}: cus0's fixed counter counts clock ticks"),
+                      f"{a:#x} -> {b:#x}")
+            # DOE on crp0: Discovery, polled then with its interrupt
+            pba = self.mmio(g, rp, self.CXL_RP_PBA)
+            d = self.doe_discover(g, rp)
+            self.r.eq((d["cap"], d["status"], d["rsp0"], d["rsp1"], d["rsp2"],
+                       bool(self.mmio(g, rp, self.CXL_RP_PBA) & 8), bool(pba & 8)),
+                      ("00000007", "80000000", "00000001", "00000003", "00000001", False, False),
+                      self.t(k, f"{name}: crp0's DOE answers Discovery (only Discovery), "
+                                 "no interrupt while disabled"))
+            d = self.doe_discover(g, rp, irq=True)
+            self.r.eq((d["status"], d["status-after"], bool(self.mmio(g, rp, self.CXL_RP_PBA) & 8)),
+                      ("80000002", "00000000", True),
+                      self.t(k, f"{name}: with DOE Interrupt Enable, Interrupt Status is set "
+                                 "(RW1C) and MSI-X entry 3 signalled"))
+            d = self.doe_discover(g, usp)
+            self.r.eq(d["rsp2"], "01000001",
+                      self.t(k, f"{name}: cus0's DOE lists CDAT after Discovery"))
+            facts["cpmu"] = sorted(have)
+            self.dmesg_clean(k, g, name)
+
     # -- driver binding on ports ------------------------------------------------
     @staticmethod
     def msi_irqs(g, bdf):
@@ -721,6 +832,9 @@ class Suite:
             ("rebind", self.rebind, {}),
             ("rescan", self.rescan, {}),
             ("link-bw", self.link_bw, dict(project_qemu=True)),
+            ("services-cxl-project", self.services,
+             dict(topology="cxl-project", project_qemu=True)),
+            ("cxl-project", self.cxl_project, dict(project_qemu=True)),
             ("runtime-pm", self.runtime_pm, dict(cmdline="")),
             ("runtime-pm-pcie_port_pm=off", self.runtime_pm, dict(cmdline="pcie_port_pm=off")),
             ("runtime-pm-pcie_port_pm=force", self.runtime_pm, dict(cmdline="pcie_port_pm=force")),

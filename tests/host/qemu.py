@@ -82,6 +82,21 @@ def topology_cxl(tmpdir):
     return a
 
 
+def topology_cxl_project(tmpdir):
+    """Needs the project's QEMU: the cxl topology with a CXL Performance
+    Monitoring Unit on the type 3 device below crp0 (overflow interrupt on
+    MSI-X entry 5)."""
+    a = topology_cxl(tmpdir)
+    i = a.index("cxl-type3,bus=crp0,memdev=cxl-mem0,lsa=cxl-lsa0,id=cxl-mem0dev")
+    a[i] += ",cpmu=on,cpmu-msg-num=5"
+    i = a.index("cxl-rp,port=0,bus=cxl.1,id=crp0,chassis=0,slot=2")
+    a[i] += (",msix-vectors=4,pcie-int-msg-num=1,cpmu=on,cpmu-msg-num=2,"
+             "doe=on,doe-msg-num=3")
+    i = a.index("cxl-upstream,bus=crp1,id=cus0")
+    a[i] += ",cpmu=on"
+    return a
+
+
 def topology_many(n=64):
     """n empty generic root ports (8 functions in each of n/8 slots)."""
     a = []
@@ -148,6 +163,7 @@ TOPOLOGIES = {
     "msix": topology_msix,
     "many-msix": topology_many_msix,
     "cxl": topology_cxl,
+    "cxl-project": topology_cxl_project,
     "many": topology_many,
 }
 
@@ -180,7 +196,7 @@ class Guest:
     # -- lifecycle -----------------------------------------------------
     def argv(self):
         topo = TOPOLOGIES[self.topology]
-        devs = topo(self.tmp) if self.topology == "cxl" else topo()
+        devs = topo(self.tmp) if self.topology.startswith("cxl") else topo()
         return ([self.qemu] + BASE_ARGS + devs + self.extra_args +
                 ["-kernel", self.kernel, "-initrd", self.initrd,
                  "-append", self.cmdline,
