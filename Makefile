@@ -46,8 +46,11 @@ qemu: deps
 qemu-export:
 	@bash scripts/qemu.sh export
 
-run: kernel-series initramfs $(if $(filter msix,$(TOPOLOGY)),qemu)
-	@$(if $(filter msix,$(TOPOLOGY)),QEMU=$(QEMU_BIN)) $(PY) scripts/show.py --kernel $(SERIES_IMG) \
+# Topologies whose devices only the project's QEMU has
+PROJECT_TOPOLOGIES := msix many-msix dpc cxl-project
+
+run: kernel-series initramfs $(if $(filter $(PROJECT_TOPOLOGIES),$(TOPOLOGY)),qemu)
+	@$(if $(filter $(PROJECT_TOPOLOGIES),$(TOPOLOGY)),QEMU=$(QEMU_BIN)) $(PY) scripts/show.py --kernel $(SERIES_IMG) \
 		--initrd $(INITRD) --topology $(or $(TOPOLOGY),basic)
 
 # The whole suite: QEMU scenarios on both kernels, the differential, static checks.

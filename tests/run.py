@@ -463,7 +463,7 @@ class Suite:
 
     def cxl_project(self, k, name, project_qemu=True):
         """The project's QEMU gives the type 3 device below crp0, crp0 and the
-        switch's upstream port cus0 a CXL PMU, and crp0 an MSI-X table and a
+        switch's ports cus0 and cds0 a CXL PMU, and crp0 an MSI-X table and a
         DOE mailbox (Discovery) on entry 3.  6.12 reaches the memory device's
         CPMU through cxl_pci and cxl_pmu: perf counts clock ticks at 100 per
         microsecond and the overflow interrupt arrives.  Port CPMUs have no
@@ -477,8 +477,8 @@ class Suite:
             # Register Locator: a CPMU block on each of the three
             loc = {x: g.sh(f"lspci -s {ids[x]} -vvv 2>/dev/null | grep -c 'ID: CPMU registers, "
                            f"offset: 0000000000010000' || true")
-                   for x in ("cxl-mem0dev", "crp0", "cus0")}
-            self.r.eq(loc, {"cxl-mem0dev": "1", "crp0": "1", "cus0": "1"},
+                   for x in ("cxl-mem0dev", "crp0", "cus0", "cds0")}
+            self.r.eq(loc, {"cxl-mem0dev": "1", "crp0": "1", "cus0": "1", "cds0": "1"},
                       self.t(k, f"{name}: lspci decodes a CPMU block in each Register Locator"))
             # The memory device's CPMU through perf
             pmu = "cxl_pmu_mem0.0"
@@ -509,15 +509,17 @@ class Suite:
                       (2, True, False, True),
                       self.t(k, f"{name}: crp0's CPMU overflows; no driver, so the status stays "
                                  "and MSI-X entry 2 is left pending"))
-            # cus0's fixed counter counts clock ticks
-            self.mmio(g, usp, self.CPMU + 0x200, 0x100)
-            a = self.mmio(g, usp, self.CPMU + self.CPMU_CNT0)
-            g.sh("sleep 0.1")
-            b = self.mmio(g, usp, self.CPMU + self.CPMU_CNT0)
-            self.mmio(g, usp, self.CPMU + 0x200, 0)
-            self.r.ok(5_000_000 < b - a < 100_000_000,
-                      self.t(k, f"{name}: cus0's fixed counter counts clock ticks"),
-                      f"{a:#x} -> {b:#x}")
+            # the switch ports' fixed counters count clock ticks
+            for port in ("cus0", "cds0"):
+                bdf = ids[port]
+                self.mmio(g, bdf, self.CPMU + 0x200, 0x100)
+                a = self.mmio(g, bdf, self.CPMU + self.CPMU_CNT0)
+                g.sh("sleep 0.1")
+                b = self.mmio(g, bdf, self.CPMU + self.CPMU_CNT0)
+                self.mmio(g, bdf, self.CPMU + 0x200, 0)
+                self.r.ok(5_000_000 < b - a < 100_000_000,
+                          self.t(k, f"{name}: {port}'s fixed counter counts clock ticks"),
+                          f"{a:#x} -> {b:#x}")
             # DOE on crp0: Discovery, polled then with its interrupt
             pba = self.mmio(g, rp, self.CXL_RP_PBA)
             d = self.doe_discover(g, rp)

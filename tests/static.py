@@ -90,9 +90,44 @@ def warnings_for(src, files, checker):
     return norm_warnings(out)
 
 
+QEMU_TREE = os.path.join(BUILD, "qemu")
+QEMU_PATCHES = os.path.join(TOP, "qemu", "patches")
+
+
+def qemu_added_files(patch):
+    text = open(patch, encoding="utf-8", errors="replace").read()
+    return re.findall(r"^diff --git a/\S+ b/(\S+)\nnew file mode", text, re.M)
+
+
+def check_qemu_patches(r):
+    """QEMU's own checkpatch on the project's QEMU patches.  Its only
+    accepted warning is "does MAINTAINERS need updating?" on an added file,
+    and only where QEMU's get_maintainer.pl finds a maintainer for it."""
+    series = os.path.join(QEMU_PATCHES, "series")
+    checkpatch = os.path.join(QEMU_TREE, "scripts", "checkpatch.pl")
+    if not os.path.exists(series):
+        return
+    if not os.path.exists(checkpatch):
+        r.skip("static: QEMU checkpatch", "no QEMU tree in build/qemu: run 'make qemu'")
+        return
+    for name in open(series).read().split():
+        p = os.path.join(QEMU_PATCHES, name)
+        rc, out = sh([checkpatch, p], cwd=QEMU_TREE)
+        m = re.search(r"total: (\d+) errors, (\d+) warnings", out)
+        maint = out.count("does MAINTAINERS need updating?")
+        r.ok(m is not None and m.group(1) == "0" and int(m.group(2)) == maint,
+             f"static: QEMU checkpatch {name}", out)
+        for f in qemu_added_files(p):
+            rc, out = sh([os.path.join(QEMU_TREE, "scripts", "get_maintainer.pl"), "-f", f],
+                         cwd=QEMU_TREE)
+            r.ok(rc == 0 and re.search(r"\((maintainer|supporter|odd fixer)", out) is not None,
+                 f"static: QEMU MAINTAINERS covers the added file {f}", out)
+
+
 def run(r, each_patch=False):
     patches = series_patches()
     r.note("--- static checks")
+    check_qemu_patches(r)
     if not patches:
         for what in ("checkpatch --strict", "W=1 and sparse on touched files",
                      "coccicheck on touched directories", "every patch builds"):

@@ -83,9 +83,11 @@ def topology_cxl(tmpdir):
 
 
 def topology_cxl_project(tmpdir):
-    """Needs the project's QEMU: the cxl topology with a CXL Performance
-    Monitoring Unit on the type 3 device below crp0 (overflow interrupt on
-    MSI-X entry 5)."""
+    """Needs the project's QEMU: the cxl topology with CXL Performance
+    Monitoring Units on the type 3 device below crp0 (overflow interrupt on
+    MSI-X entry 5), on crp0 (MSI-X entry 2 of a 4-entry table whose PCIe
+    services use entries 0 and 1, and a DOE mailbox on entry 3) and on the
+    switch's ports cus0 and cds0 (MSI vector 1)."""
     a = topology_cxl(tmpdir)
     i = a.index("cxl-type3,bus=crp0,memdev=cxl-mem0,lsa=cxl-lsa0,id=cxl-mem0dev")
     a[i] += ",cpmu=on,cpmu-msg-num=5"
@@ -93,6 +95,8 @@ def topology_cxl_project(tmpdir):
     a[i] += (",msix-vectors=4,pcie-int-msg-num=1,cpmu=on,cpmu-msg-num=2,"
              "doe=on,doe-msg-num=3")
     i = a.index("cxl-upstream,bus=crp1,id=cus0")
+    a[i] += ",cpmu=on"
+    i = a.index("cxl-downstream,port=0,bus=cus0,id=cds0,chassis=0,slot=4")
     a[i] += ",cpmu=on"
     return a
 
