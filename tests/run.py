@@ -164,6 +164,9 @@ class Suite:
                     "runtime_control": p.runtime_control,
                     "power_state": p.power_state,
                     "child_devices": p.child_devices,
+                    "bw_capable": "bw" in d.expected(p, {"bwctrl"}),
+                    "bw_msg_num": p.msg_num("bw"),
+                    "bw_mode": d.expected_mode(p, {"bw"}),
                 }
             self.dmesg_clean(k, g, name)
 
@@ -383,43 +386,77 @@ class Suite:
 
     # -- link bandwidth notification (the project's QEMU) --------------------------
     def link_bw(self, k, name, project_qemu=True):
-        """The project's QEMU retrains rp1's link (pcie_link_change).  Neither
-        6.12 nor the series has a bandwidth notification service yet, so the
-        kernel's part is the link attributes in sysfs and the interrupt on
-        the PCI Express Capability's vector when its enable is set."""
+        """The project's QEMU retrains rp1's link (pcie_link_change).  6.12
+        has no bandwidth notification driver: the test enables the
+        interrupt itself and sees the status bits and the interrupt.  The
+        series handles the notification in the core (feature "bwctrl"): the
+        enables are set at boot, each event interrupts once, is cleared,
+        logged, and refreshes the slot's cur_bus_speed."""
+        core = k.series and "bwctrl" in expected.features()
         with self.guest(k, name, project_qemu=True) as g:
-            ids, _ = pci_ids(g.qmp)
+            ids, sec = pci_ids(g.qmp)
             facts = k.facts.setdefault(name, {})
             rp = ids["rp1"]
             attrs = f"/sys/bus/pci/devices/{rp}"
+            slot = g.sh("for s in /sys/bus/pci/slots/*; do "
+                        f"[ \"$(cat $s/address)\" = 0000:{sec['rp1']:02x}:00 ] && echo $s; "
+                        "done; true")
+            slot_speed = lambda: g.sh(f"cat {slot}/cur_bus_speed") if slot else None
             lnksta = lambda: int(g.sh(f"setpci -s {rp} CAP_EXP+12.w"), 16)
+            lnkctl = lambda: int(g.sh(f"setpci -s {rp} CAP_EXP+10.w"), 16)
             irqs = lambda: self.msix_irqs(g, rp, 0)
-            # LBMS with its interrupt enabled: one interrupt, sysfs follows
-            g.sh(f"setpci -s {rp} CAP_EXP+10.w=0400:0c00")
+            self.r.ok(slot, self.t(k, f"{name}: rp1's hot-plug slot is in /sys/bus/pci/slots"))
+            self.r.eq(lnkctl() & 0xc00, 0xc00 if core else 0,
+                      self.t(k, f"{name}: bandwidth interrupt enables at boot "
+                                f"({'set by the core' if core else 'clear: no driver'})"))
+            if not core:
+                # LBMS with its interrupt enabled: one interrupt, sysfs follows
+                g.sh(f"setpci -s {rp} CAP_EXP+10.w=0400:0c00")
+            speed0 = slot_speed()
             n = irqs()
+            mark = self.mark(g)
             out = g.hmp("pcie_link_change rp1 8 4")
             self.r.ok(out.startswith("OK"), self.t(k, f"{name}: QEMU retrained rp1 to 8GT/s x4"),
                       out)
             link = g.sh(f"cat {attrs}/current_link_speed {attrs}/current_link_width").split("\n")
             self.r.eq(link, ["8.0 GT/s PCIe", "4"],
                       self.t(k, f"{name}: current_link_speed/width follow the link"))
+            if core:
+                seen = g.wait_for(f"dmesg | sed -n '/{mark}$/,$p' | grep -q "
+                                  "'bwctrl: managed link change: 8.0 GT/s PCIe x4'", timeout=10)
+                self.r.ok(seen, self.t(k, f"{name}: the core logs the managed link change"),
+                          self.since(g, mark))
             sta = lnksta()
-            self.r.eq((sta & 0xf, (sta >> 4) & 0x3f, bool(sta & 0x4000)), (3, 4, True),
-                      self.t(k, f"{name}: Link Status: speed, width, Bandwidth Management Status"))
+            self.r.eq((sta & 0xf, (sta >> 4) & 0x3f, bool(sta & 0x4000)), (3, 4, not core),
+                      self.t(k, f"{name}: Link Status: speed, width, Bandwidth Management Status "
+                                f"({'cleared by the core' if core else 'left set'})"))
             after = irqs()
             self.r.ok(n is not None and after == n + 1,
                       self.t(k, f"{name}: one interrupt on the PCIe Capability's vector"),
                       f"before {n}, after {after}")
-            g.sh(f"setpci -s {rp} CAP_EXP+12.w=4000")
-            self.r.eq(bool(lnksta() & 0x4000), False,
-                      self.t(k, f"{name}: Bandwidth Management Status is RW1C"))
-            # LABS with its interrupt disabled: status only
+            self.r.eq(slot_speed(), "8.0 GT/s PCIe" if core else speed0,
+                      self.t(k, f"{name}: the slot's cur_bus_speed "
+                                f"{'follows the link' if core else 'is left as it was'}"))
+            if not core:
+                g.sh(f"setpci -s {rp} CAP_EXP+12.w=4000")
+                self.r.eq(bool(lnksta() & 0x4000), False,
+                          self.t(k, f"{name}: Bandwidth Management Status is RW1C"))
+            # LABS: base leaves its interrupt disabled (status only); the
+            # series' core has it enabled
             n = irqs()
+            mark = self.mark(g)
             g.hmp("pcie_link_change -a rp1 16 8")
+            if core:
+                seen = g.wait_for(f"dmesg | sed -n '/{mark}$/,$p' | grep -q "
+                                  "'bwctrl: autonomous link change: 16.0 GT/s PCIe x8'",
+                                  timeout=10)
+                self.r.ok(seen, self.t(k, f"{name}: the core logs the autonomous link change"),
+                          self.since(g, mark))
             sta = lnksta()
-            self.r.eq((sta & 0xf, (sta >> 4) & 0x3f, bool(sta & 0x8000), irqs()), (4, 8, True, n),
-                      self.t(k, f"{name}: autonomous change sets its status, no interrupt "
-                                "while disabled"))
+            self.r.eq((sta & 0xf, (sta >> 4) & 0x3f, bool(sta & 0x8000), irqs() - n),
+                      (4, 8, not core, 1 if core else 0),
+                      self.t(k, f"{name}: autonomous change: "
+                                f"{'one interrupt, status cleared' if core else 'status only, no interrupt while disabled'}"))
             out = g.hmp("pcie_link_change dp1 8 4")
             self.r.ok("no Link Bandwidth Notification" in out,
                       self.t(k, f"{name}: a port without the capability is refused"), out)

@@ -13,6 +13,7 @@ if new, its rule to RULES) in the same commit that updates patches/.
 SERIES_FEATURES = {
     "msix-exact",   # PCI/portdrv: Allocate only the MSI-X vectors the services use
     "core-owned-vectors",  # PCI/portdrv: Let the PCI core own the services' interrupts
+    "bwctrl",       # PCI/bwctrl: Handle link bandwidth notification in the PCI core
 }
 
 
@@ -41,6 +42,25 @@ def _msix_exact(scen, key, v):
     return v
 
 
+def _bwctrl(scen, key, v):
+    """The core handles link bandwidth notification (base 6.12 has no
+    driver for it): ports whose link has LBNC and more than one speed get
+    "PCIe bwctrl" on the PCI Express Capability's vector.  Which services
+    are active is checked against ports.py's rules (Dump.expected), so the
+    per-port facts only gain "bw" in their service list."""
+    if not isinstance(v, dict) or "services" not in v or not v.get("bw_capable"):
+        return v
+    v = dict(v)
+    svcs = set(v["services"].split(",")) - {"-"}
+    v["services"] = ",".join(sorted(svcs | {"bw"}))
+    # bw shares the PCI Express Capability's vector with PME and hot-plug;
+    # alone on a port it gives the port its interrupt mode
+    v["msg_nums"] = sorted(set(v["msg_nums"]) | {v["bw_msg_num"]})
+    if not svcs:
+        v["mode"] = v["bw_mode"]
+    return v
+
+
 # KUnit suites the series adds (configs/series.config builds them in); the
 # base kernel has none of its own.
 SERIES_KUNIT_SUITES = {"pcie-portdrv"}
@@ -49,6 +69,7 @@ SERIES_KUNIT_SUITES = {"pcie-portdrv"}
 RULES = {
     "msix-exact": _msix_exact,
     "core-owned-vectors": _core_owned_vectors,
+    "bwctrl": _bwctrl,
 }
 
 
