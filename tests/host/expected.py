@@ -14,6 +14,7 @@ SERIES_FEATURES = {
     "msix-exact",   # PCI/portdrv: Allocate only the MSI-X vectors the services use
     "core-owned-vectors",  # PCI/portdrv: Let the PCI core own the services' interrupts
     "bwctrl",       # PCI/bwctrl: Handle link bandwidth notification in the PCI core
+    "core-services",  # PCI/portdrv: Keep the services running without the port's driver
 }
 
 
@@ -23,6 +24,15 @@ def _core_owned_vectors(scen, key, v):
     stay (base: portdrv frees them on unbind, and the MSI sysfs goes with
     them)."""
     if key.endswith("vectors kept while unbound"):
+        return True
+    return v
+
+
+def _core_services(scen, key, v):
+    """The core starts a port's services when it adds the port and stops
+    them when it removes it; unbinding the port's driver leaves them
+    running (base: the service devices go with portdrv)."""
+    if key.endswith("services kept while unbound"):
         return True
     return v
 
@@ -70,6 +80,7 @@ RULES = {
     "msix-exact": _msix_exact,
     "core-owned-vectors": _core_owned_vectors,
     "bwctrl": _bwctrl,
+    "core-services": _core_services,
 }
 
 
