@@ -646,21 +646,20 @@ class Suite:
                 # With every port unbound, AER and hot-plug still work
                 for p in ports:
                     g.sh(f"echo {ids[p]} > {drv}/unbind")
-                self.aer_check(k, g, f"{name}: with the ports unbound, aer_inject nonfatal at ep1",
-                               ids["ep1"], lambda: g.sh(f"aer-inject {ids['ep1']} nonfatal"),
-                               "nonfatal", endpoint=ids["ep1"], port_type="ep")
-                up, down = self.hotplug_cycle(k, g, name, "rp2", sec["rp2"], "unbound")
-                self.r.eq((up, down), (True, True),
-                          self.t(k, f"{name}: with the ports unbound, hotplug on rp2 works"))
+                self.aer_and_hotplug(k, g, name, ids, sec, "with the ports unbound", "unbound")
                 for p in ports:
                     g.sh(f"echo {ids[p]} > {drv}/bind")
-            self.aer_check(k, g, f"{name}: after rebinding, aer_inject nonfatal at ep1",
-                           ids["ep1"], lambda: g.sh(f"aer-inject {ids['ep1']} nonfatal"),
-                           "nonfatal", endpoint=ids["ep1"], port_type="ep")
-            up, down = self.hotplug_cycle(k, g, name, "rp2", sec["rp2"], "rebind")
-            self.r.eq((up, down), (True, True),
-                      self.t(k, f"{name}: after rebinding, hotplug on rp2 works"))
+            self.aer_and_hotplug(k, g, name, ids, sec, "after rebinding", "rebind")
             self.dmesg_clean(k, g, name)
+
+    def aer_and_hotplug(self, k, g, name, ids, sec, when, tag):
+        """A non-fatal error below rp1 is reported and recovered, and an
+        endpoint hot-added to rp2 comes and goes."""
+        self.aer_check(k, g, f"{name}: {when}, aer_inject nonfatal at ep1",
+                       ids["ep1"], lambda: g.sh(f"aer-inject {ids['ep1']} nonfatal"),
+                       "nonfatal", endpoint=ids["ep1"], port_type="ep")
+        up, down = self.hotplug_cycle(k, g, name, "rp2", sec["rp2"], tag)
+        self.r.eq((up, down), (True, True), self.t(k, f"{name}: {when}, hotplug on rp2 works"))
 
     def rescan(self, k, name, cycles=5):
         """Remove a root port with its endpoint and a switch (its ports go
