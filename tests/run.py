@@ -522,6 +522,9 @@ class Suite:
                       self.t(k, f"{name}: lspci decodes a CPMU block in each Register Locator"))
             # The memory device's CPMU through perf
             pmu = "cxl_pmu_mem0.0"
+            # cxl_pci probes asynchronously and cxl_pmu binds after it: the
+            # PMU may appear after the shell prompt does
+            g.wait_for(f"test -d /sys/bus/event_source/devices/{pmu}/events", timeout=60)
             have = g.sh(f"ls /sys/bus/event_source/devices/{pmu}/events 2>&1 || true").split()
             self.r.eq(have, ["clock_ticks"],
                       self.t(k, f"{name}: cxl_pmu registers {pmu} with clock_ticks only"))
