@@ -655,6 +655,143 @@ class Suite:
             self.aer_and_hotplug(k, g, name, ids, sec, "after rebinding", "rebind")
             self.dmesg_clean(k, g, name)
 
+    def pool_driver(self, g):
+        """Is the pool test driver (CONFIG_PCIE_PORT_POOL_TEST) there?"""
+        return g.run("test -d /sys/bus/pci/drivers/pcie_port_pool_test", check=False)[0] == 0
+
+    def pool_bind(self, g, bdf):
+        """Unbind the port driver from `bdf`, bind the pool test driver
+        through driver_override; return its pool_test lines as tuples
+        (entry, irq, shared, count)."""
+        g.sh(f"d=/sys/bus/pci/devices/{bdf}; "
+             f"[ -e $d/driver ] && echo {bdf} > $d/driver/unbind; "
+             f"echo pcie_port_pool_test > $d/driver_override; "
+             f"echo {bdf} > /sys/bus/pci/drivers_probe || true")
+        out = g.sh(f"cat /sys/bus/pci/devices/{bdf}/pool_test 2>/dev/null || true")
+        return [tuple(int(x) for x in ln.split()) for ln in out.splitlines()]
+
+    def pool_unbind(self, g, bdf):
+        g.sh(f"d=/sys/bus/pci/devices/{bdf}; "
+             f"[ -e $d/driver ] && echo {bdf} > $d/driver/unbind; "
+             f"echo > $d/driver_override; echo {bdf} > /sys/bus/pci/drivers_probe || true")
+
+    def port_pool(self, k, name, cycles=100, project_qemu=True):
+        """A driver bound to a port takes interrupts from the core's pool
+        (pci_irq_pool_get()): the pool test driver binds to rpa (MSI-X
+        table of 4, services on entries 2 and 3) and rpb (8 entries,
+        services on 1) in place of the port driver, gets every entry of
+        the table (allocating the free ones, sharing the services'), and
+        each fires.  Bound and unbound `cycles` times in the guest while
+        AER errors arrive below rpa and an endpoint is hot-plugged on rpb:
+        the services keep working and the driver's entries go back to the
+        pool at every unbind.  The base kernel has no pool."""
+        with self.guest(k, name, topology="msix", project_qemu=True) as g:
+            if not self.pool_driver(g):
+                self.r.skip(self.t(k, f"{name}: a driver on a port takes interrupts from the "
+                                      "core's pool"),
+                            "this kernel has no interrupt pool for drivers on ports "
+                            "(pci_irq_pool_get(), CONFIG_PCIE_PORT_POOL_TEST)")
+                return
+            ids, sec = pci_ids(g.qmp)
+            ports = ("rpa", "rpb")
+            core = {"rpa": {2, 3}, "rpb": {1}}
+            table = {"rpa": 4, "rpb": 8}
+            handlers = {p: self.handlers(g, ids[p]) for p in ports}
+            for p in ports:
+                got = self.pool_bind(g, ids[p])
+                want = [(e, e in core[p]) for e in range(table[p])]
+                self.r.eq([(e, bool(sh)) for e, _, sh, _ in got], want,
+                          self.t(k, f"{name}: {p}: the driver gets all {table[p]} entries, "
+                                    f"sharing the services' {sorted(core[p])}"))
+                self.r.eq(len(self.msi_irqs(g, ids[p])), table[p],
+                          self.t(k, f"{name}: {p}: the port has {table[p]} vectors while "
+                                    "the driver is bound"))
+                self.pool_unbind(g, ids[p])
+                self.r.eq((len(self.msi_irqs(g, ids[p])), self.handlers(g, ids[p])),
+                          (len(core[p]), handlers[p]),
+                          self.t(k, f"{name}: {p}: unbound, the driver's entries are back in "
+                                    "the pool and the services' handlers stay"))
+            self.r.ok("pcie_port_pool_test" not in g.sh("cat /proc/interrupts"),
+                      self.t(k, f"{name}: no handler of the driver is left after unbind"))
+            # The cycles run in the guest while errors and hot-plug arrive
+            # pool-cycle runs until told to stop, so every event below
+            # arrives while the driver binds and unbinds
+            g.sh("rm -f /tmp/pool-cycle.stop; "
+                 f"pool-cycle {cycles} {ids['rpa']} {ids['rpb']} > /tmp/pool.out 2>&1 &")
+            for events in range(3):
+                self.aer_check(k, g, f"{name}: during the cycles ({events}), aer_inject "
+                                     "nonfatal at epa", ids["epa"],
+                               lambda: g.sh(f"aer-inject {ids['epa']} nonfatal"),
+                               "nonfatal", endpoint=ids["epa"])
+                up, down = self.hotplug_cycle(k, g, name, "rpb", sec["rpb"], f"pool{events}")
+                self.r.eq((up, down), (True, True),
+                          self.t(k, f"{name}: during the cycles ({events}), hotplug on rpb "
+                                    "works"))
+            running = g.run("! grep -q '^@' /tmp/pool.out", check=False)[0] == 0
+            g.sh("touch /tmp/pool-cycle.stop")
+            done = g.wait_for("[ $(grep -c '^@' /tmp/pool.out) = 2 ]", timeout=600)
+            out = g.sh("cat /tmp/pool.out")
+            res = {ln.split()[0][1:]: dict(x.split("=") for x in ln.split()[1:])
+                   for ln in out.splitlines() if ln.startswith("@")}
+            for p in ports:
+                r = res.get(ids[p], {})
+                self.r.eq((done, int(r.get("cycles", 0)) >= cycles, r.get("failed"),
+                           r.get("unbound"), r.get("bound"), r.get("got"), r.get("unfired")),
+                          (True, True, "0", str(len(core[p])), str(table[p]),
+                           str(table[p]), "0"),
+                          self.t(k, f"{name}: {p}: {cycles} or more bind/fire/unbind cycles: "
+                                    "every interrupt fires, the entries go back every time"),
+                          out)
+            self.r.ok(running, self.t(k, f"{name}: the cycles were still running after the "
+                                         "AER and hotplug events"), out)
+            for p in ports:
+                self.r.eq((self.handlers(g, ids[p]), len(self.msi_irqs(g, ids[p]))),
+                          (handlers[p], len(core[p])),
+                          self.t(k, f"{name}: {p}: afterwards the services' handlers and "
+                                    "vectors are as before"))
+            self.aer_check(k, g, f"{name}: afterwards, aer_inject nonfatal at epa", ids["epa"],
+                           lambda: g.sh(f"aer-inject {ids['epa']} nonfatal"), "nonfatal",
+                           endpoint=ids["epa"])
+            up, down = self.hotplug_cycle(k, g, name, "rpb", sec["rpb"], "poolend")
+            self.r.eq((up, down), (True, True),
+                      self.t(k, f"{name}: afterwards, hotplug on rpb works"))
+            self.dmesg_clean(k, g, name)
+
+    def port_pool_msi(self, k, name, cmdline=""):
+        """On an MSI port the pool only shares the vectors the core enabled
+        (MSI cannot grow); without MSI (pci=nomsi, with pcie_ports=native
+        so that the port has services whose INTx the core owns) it has
+        nothing to give.  Either way the driver is told so in dmesg and
+        binds."""
+        with self.guest(k, name, cmdline=cmdline) as g:
+            if not self.pool_driver(g):
+                self.r.skip(self.t(k, f"{name}: the pool on MSI and INTx ports"),
+                            "this kernel has no interrupt pool for drivers on ports "
+                            "(pci_irq_pool_get(), CONFIG_PCIE_PORT_POOL_TEST)")
+                return
+            ids, _ = pci_ids(g.qmp)
+            bdf = ids["rp3"]
+            vecs = self.msi_irqs(g, bdf)
+            mark = self.mark(g)
+            got = self.pool_bind(g, bdf)
+            log = self.since(g, mark)
+            bound = g.sh(f"basename $(readlink /sys/bus/pci/devices/{bdf}/driver)")
+            if "nomsi" in cmdline:
+                self.r.eq((bound, got, "no MSI or MSI-X: share the INTx interrupt or poll" in log),
+                          ("pcie_port_pool_test", [], True),
+                          self.t(k, f"{name}: rp3 without MSI: no interrupt from the pool, "
+                                    "a message, the driver binds"), log)
+            else:
+                self.r.eq((bound, [(e, sh) for e, _, sh, _ in got],
+                           f"MSI vector {len(vecs)} not enabled, and MSI cannot grow" in log),
+                          ("pcie_port_pool_test", [(e, 1) for e in range(len(vecs))], True),
+                          self.t(k, f"{name}: rp3 (MSI): the driver shares the {len(vecs)} "
+                                    "vectors the core enabled, no more, with a message"), log)
+            self.pool_unbind(g, bdf)
+            self.r.eq(g.sh(f"basename $(readlink /sys/bus/pci/devices/{bdf}/driver)"),
+                      "pcieport", self.t(k, f"{name}: rp3: the port driver binds again"))
+            self.dmesg_clean(k, g, name)
+
     def aer_and_hotplug(self, k, g, name, ids, sec, when, tag):
         """A non-fatal error below rp1 is reported and recovered, and an
         endpoint hot-added to rp2 comes and goes."""
@@ -898,6 +1035,9 @@ class Suite:
             ("hotplug", self.hotplug, {}),
             ("rebind", self.rebind, {}),
             ("rescan", self.rescan, {}),
+            ("port-pool", self.port_pool, dict(project_qemu=True)),
+            ("port-pool-msi", self.port_pool_msi, {}),
+            ("port-pool-intx", self.port_pool_msi, dict(cmdline="pci=nomsi pcie_ports=native")),
             ("link-bw", self.link_bw, dict(project_qemu=True)),
             ("services-cxl-project", self.services,
              dict(topology="cxl-project", project_qemu=True)),

@@ -30,8 +30,11 @@ class Reporter:
         self.skipped += 1
         print(f"ok {self.n} - {name} # SKIP {reason}", file=self.out, flush=True)
 
-    def eq(self, got, want, name):
-        return self.ok(got == want, name, None if got == want else f"got:  {got!r}\nwant: {want!r}")
+    def eq(self, got, want, name, diag=None):
+        if got == want:
+            return self.ok(True, name)
+        more = f"\n{str(diag)[-2000:]}" if diag else ""
+        return self.ok(False, name, f"got:  {got!r}\nwant: {want!r}{more}")
 
     def note(self, text):
         for line in str(text).splitlines():
