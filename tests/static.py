@@ -124,10 +124,60 @@ def check_qemu_patches(r):
                  f"static: QEMU MAINTAINERS covers the added file {f}", out)
 
 
+DISTRO_CONFIG = "/usr/src/linux-config-6.12/config.amd64_none_amd64.xz"
+# What a distro kernel with CONFIG_PCIEPORTBUS=y has of the port services
+DISTRO_SERVICES = ("PCIEPORTBUS", "PCIEAER", "PCIE_DPC", "PCIE_PME", "HOTPLUG_PCI_PCIE")
+DISTRO_RELATED = ("PCIEAER_INJECT", "PCIEASPM", "PCIE_PTM", "PCIE_EDR",
+                  "PCIE_PORTDRV_KUNIT_TEST", "PCIE_PORT_POOL_TEST")
+
+
+def distro_olddefconfig(src, out):
+    """`make olddefconfig` on Debian's own 6.12 config in `src`; return
+    {symbol: value} of the port-service symbols."""
+    os.makedirs(out, exist_ok=True)
+    rc, text = sh(f"xzcat {DISTRO_CONFIG} > {out}/.config")
+    if rc:
+        raise RuntimeError(f"cannot unpack {DISTRO_CONFIG}: {text}")
+    rc, text = sh(["make", "-C", src, f"O={out}", "olddefconfig"], timeout=600)
+    if rc:
+        raise RuntimeError(f"olddefconfig in {src} failed: {text[-2000:]}")
+    vals = {}
+    with open(os.path.join(out, ".config")) as f:
+        for line in f:
+            m = re.match(r"(?:# )?CONFIG_(\w+)(?:=(.*)| is not set)", line)
+            if m and m.group(1) in DISTRO_SERVICES + DISTRO_RELATED:
+                vals[m.group(1)] = m.group(2) or "n"
+    return vals
+
+
+def check_distro_config(r):
+    """Debian's config for 6.12 (linux-config-6.12), taken through `make
+    olddefconfig` on the series, keeps every port service built in, and
+    the series' own options stay off."""
+    what = "Debian's 6.12 config through olddefconfig keeps AER, DPC, PME and pciehp"
+    if not os.path.exists(DISTRO_CONFIG):
+        r.skip(f"static: {what}", f"{DISTRO_CONFIG} missing: apt-get install linux-config-6.12")
+        return
+    tmp = os.path.join(BUILD, "distro-config")
+    base = distro_olddefconfig(BASE_TREE, os.path.join(tmp, "base"))
+    series = distro_olddefconfig(TREE, os.path.join(tmp, "series"))
+    want = dict(base)
+    want.update({s: "y" for s in DISTRO_SERVICES})
+    for opt in ("PCIE_PORTDRV_KUNIT_TEST", "PCIE_PORT_POOL_TEST"):
+        if opt in series:
+            want[opt] = "n"
+    r.ok(series == want and all(base.get(s) == "y" for s in DISTRO_SERVICES),
+         f"static: {what}", f"base:   {base}\nseries: {series}\nwant:   {want}")
+
+
 def run(r, each_patch=False):
     patches = series_patches()
     r.note("--- static checks")
     check_qemu_patches(r)
+    try:
+        check_distro_config(r)
+    except Exception as e:  # a broken tree must show as a failure
+        r.ok(False, "static: Debian's 6.12 config through olddefconfig", e)
     if not patches:
         for what in ("checkpatch --strict", "W=1 and sparse on touched files",
                      "coccicheck on touched directories", "every patch builds"):
