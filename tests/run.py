@@ -608,8 +608,21 @@ class Suite:
             ids, sec = pci_ids(g.qmp)
             facts = k.facts.setdefault(name, {})
             ports = ("rp1", "rp2", "dp1")
-            drv = "/sys/bus/pci/drivers/pcieport"
-            before = {p: (self.msi_irqs(g, ids[p]), self.handlers(g, ids[p])) for p in ports}
+            # Without a port driver (expected.py, "no-port-driver") the
+            # driver that binds to ports is the pool test driver, through
+            # driver_override; its handlers are left out of the comparison.
+            name_drv = "pcieport"
+            if g.run("test -d /sys/bus/pci/drivers/pcieport", check=False)[0] != 0:
+                name_drv = "pcie_port_pool_test"
+                for p in ports:
+                    g.sh(f"echo {name_drv} > /sys/bus/pci/devices/{ids[p]}/driver_override; "
+                         f"echo {ids[p]} > /sys/bus/pci/drivers_probe")
+            drv = f"/sys/bus/pci/drivers/{name_drv}"
+            facts["port driver"] = name_drv
+            own = lambda hs: [", ".join(x for x in h.split(", ") if x != "pcie_port_pool_test")
+                              for h in hs]
+            before = {p: (self.msi_irqs(g, ids[p]), own(self.handlers(g, ids[p])))
+                      for p in ports}
             self.r.ok(all(before[p][0] and before[p][1] for p in ports),
                       self.t(k, f"{name}: every port has MSI vectors and service handlers"),
                       before)
@@ -620,13 +633,13 @@ class Suite:
                     g.sh(f"echo {ids[p]} > {drv}/unbind")
                     unbound = self.msi_irqs(g, ids[p])
                     kept[p] = kept[p] and unbound == before[p][0]
-                    served[p] = served[p] and self.handlers(g, ids[p]) == before[p][1]
+                    served[p] = served[p] and own(self.handlers(g, ids[p])) == before[p][1]
                     if unbound and unbound != before[p][0]:
                         ok = False
                     g.sh(f"echo {ids[p]} > {drv}/bind")
-                    now = (self.msi_irqs(g, ids[p]), self.handlers(g, ids[p]))
+                    now = (self.msi_irqs(g, ids[p]), own(self.handlers(g, ids[p])))
                     bound = g.sh(f"basename $(readlink /sys/bus/pci/devices/{ids[p]}/driver)")
-                    if bound != "pcieport" or now[1] != before[p][1] or not now[0]:
+                    if bound != name_drv or now[1] != before[p][1] or not now[0]:
                         ok = False
                         self.r.ok(False, self.t(k, f"{name}: cycle {i}: {p} rebound with its "
                                                    "services"), f"{bound} {now} vs {before[p]}")
@@ -653,6 +666,10 @@ class Suite:
                 for p in ports:
                     g.sh(f"echo {ids[p]} > {drv}/bind")
             self.aer_and_hotplug(k, g, name, ids, sec, "after rebinding", "rebind")
+            if name_drv != "pcieport":
+                for p in ports:
+                    g.sh(f"echo {ids[p]} > {drv}/unbind; "
+                         f"echo > /sys/bus/pci/devices/{ids[p]}/driver_override")
             self.dmesg_clean(k, g, name)
 
     def pool_driver(self, g):
@@ -788,8 +805,10 @@ class Suite:
                           self.t(k, f"{name}: rp3 (MSI): the driver shares the {len(vecs)} "
                                     "vectors the core enabled, no more, with a message"), log)
             self.pool_unbind(g, bdf)
-            self.r.eq(g.sh(f"basename $(readlink /sys/bus/pci/devices/{bdf}/driver)"),
-                      "pcieport", self.t(k, f"{name}: rp3: the port driver binds again"))
+            want = "none" if "no-port-driver" in expected.SERIES_FEATURES else "pcieport"
+            self.r.eq(g.sh(f"readlink /sys/bus/pci/devices/{bdf}/driver | "
+                           "sed 's|.*/||;s|^$|none|'") or "none",
+                      want, self.t(k, f"{name}: rp3: back to its driver ({want})"))
             self.dmesg_clean(k, g, name)
 
     def aer_and_hotplug(self, k, g, name, ids, sec, when, tag):

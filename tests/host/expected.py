@@ -15,6 +15,7 @@ SERIES_FEATURES = {
     "core-owned-vectors",  # PCI/portdrv: Let the PCI core own the services' interrupts
     "bwctrl",       # PCI/bwctrl: Handle link bandwidth notification in the PCI core
     "core-services",  # PCI/portdrv: Keep the services running without the port's driver
+    "no-port-driver",  # PCI/portdrv: Manage ports in the PCI core, without a driver
 }
 
 
@@ -34,6 +35,18 @@ def _core_services(scen, key, v):
     running (base: the service devices go with portdrv)."""
     if key.endswith("services kept while unbound"):
         return True
+    return v
+
+
+def _no_port_driver(scen, key, v):
+    """No driver binds to ports: the core does what portdrv's probe, PM
+    and error handlers did, and the port's pci_dev is free for drivers such
+    as CXL PMU or DOE users (base: "pcieport" on every port it manages).
+    The rebind scenario then binds and unbinds the pool test driver."""
+    if isinstance(v, dict) and v.get("driver") == "pcieport":
+        return dict(v, driver="none")
+    if key == "port driver" and v == "pcieport":
+        return "pcie_port_pool_test"
     return v
 
 
@@ -81,6 +94,7 @@ RULES = {
     "core-owned-vectors": _core_owned_vectors,
     "bwctrl": _bwctrl,
     "core-services": _core_services,
+    "no-port-driver": _no_port_driver,
 }
 
 
