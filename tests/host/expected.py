@@ -16,6 +16,7 @@ SERIES_FEATURES = {
     "bwctrl",       # PCI/bwctrl: Handle link bandwidth notification in the PCI core
     "core-services",  # PCI/portdrv: Keep the services running without the port's driver
     "no-port-driver",  # PCI/portdrv: Manage ports in the PCI core, without a driver
+    "cxl-port-pmu",  # cxl/pci_port: Register the CPMUs of CXL Root and Switch Ports
 }
 
 
@@ -47,6 +48,26 @@ def _no_port_driver(scen, key, v):
         return dict(v, driver="none")
     if key == "port driver" and v == "pcieport":
         return "pcie_port_pool_test"
+    return v
+
+
+def _cxl_port_pmu(scen, key, v):
+    """cxl_pci_port binds to CXL ports with CPMUs and registers them with
+    cxl_pmu (base: no driver for port CPMUs).  In the cxl-project topology
+    crp0's CPMU (MSI-X entry 2 from the core's pool) becomes
+    cxl_pmu_port0.0 and its overflow interrupt is handled; the switch
+    ports' CPMUs interrupt on MSI vector 1, which x86 without interrupt
+    remapping cannot give, and stay unregistered."""
+    if key == "port pmus" and v == []:
+        return ["crp0"]
+    if key == "crp0 CPMU overflow" and v == "pending":
+        return "handled"
+    # crp0 of the cxl-project topology: bound to cxl_pci_port, one more
+    # vector (the CPMU's MSI-X entry) and two more devices (the cxl bus's
+    # pmu_port and the perf PMU below it)
+    if scen == "services-cxl-project" and key == "0000:0c:00.0" and isinstance(v, dict):
+        return dict(v, driver="cxl_pci_port", vectors=v["vectors"] + 1,
+                    child_devices=v["child_devices"] + 2)
     return v
 
 
@@ -95,13 +116,16 @@ RULES = {
     "bwctrl": _bwctrl,
     "core-services": _core_services,
     "no-port-driver": _no_port_driver,
+    "cxl-port-pmu": _cxl_port_pmu,
 }
 
 
 def series_value(scen, key, base_value, series_has=SERIES_FEATURES):
+    # In the order of RULES, which is the order of the patches
     value = base_value
-    for feature in sorted(series_has):
-        value = RULES[feature](scen, key, value)
+    for feature, rule in RULES.items():
+        if feature in series_has:
+            value = rule(scen, key, value)
     return value
 
 
