@@ -16,6 +16,7 @@ SERIES_FEATURES = {
     "bwctrl",       # PCI/bwctrl: Handle link bandwidth notification in the PCI core
     "core-services",  # PCI/portdrv: Keep the services running without the port's driver
     "no-port-driver",  # PCI/portdrv: Manage ports in the PCI core, without a driver
+    "pme-in-core",  # PCI/PME: Run PME in the PCI core, without a service device
     "cxl-port-pmu",  # cxl/pci_port: Register the CPMUs of CXL Root and Switch Ports
 }
 
@@ -48,6 +49,16 @@ def _no_port_driver(scen, key, v):
         return dict(v, driver="none")
     if key == "port driver" and v == "pcieport":
         return "pcie_port_pool_test"
+    return v
+
+
+def _pme_in_core(scen, key, v):
+    """The core runs PME itself: a Root Port or RCEC with PME active has
+    one device less below it (its pcie001 service device on
+    /sys/bus/pci_express is gone).  The handler ("PCIe PME"), the enable
+    bit and the messages stay."""
+    if isinstance(v, dict) and "pme" in v.get("services", "").split(","):
+        return dict(v, child_devices=v["child_devices"] - 1)
     return v
 
 
@@ -116,6 +127,7 @@ RULES = {
     "bwctrl": _bwctrl,
     "core-services": _core_services,
     "no-port-driver": _no_port_driver,
+    "pme-in-core": _pme_in_core,
     "cxl-port-pmu": _cxl_port_pmu,
 }
 
