@@ -17,6 +17,7 @@ SERIES_FEATURES = {
     "core-services",  # PCI/portdrv: Keep the services running without the port's driver
     "no-port-driver",  # PCI/portdrv: Manage ports in the PCI core, without a driver
     "pme-in-core",  # PCI/PME: Run PME in the PCI core, without a service device
+    "dpc-in-core",  # PCI/DPC: Run DPC in the PCI core, without a service device
     "cxl-port-pmu",  # cxl/pci_port: Register the CPMUs of CXL Root and Switch Ports
 }
 
@@ -52,14 +53,24 @@ def _no_port_driver(scen, key, v):
     return v
 
 
-def _pme_in_core(scen, key, v):
-    """The core runs PME itself: a Root Port or RCEC with PME active has
-    one device less below it (its pcie001 service device on
+def _service_in_core(service):
+    def rule(scen, key, v):
+        if isinstance(v, dict) and service in v.get("services", "").split(","):
+            return dict(v, child_devices=v["child_devices"] - 1)
+        return v
+    return rule
+
+
+_pme_in_core = _service_in_core("pme")
+_pme_in_core.__doc__ = """The core runs PME itself: a Root Port or RCEC with
+    PME active has one device less below it (its pcie001 service device on
     /sys/bus/pci_express is gone).  The handler ("PCIe PME"), the enable
     bit and the messages stay."""
-    if isinstance(v, dict) and "pme" in v.get("services", "").split(","):
-        return dict(v, child_devices=v["child_devices"] - 1)
-    return v
+
+_dpc_in_core = _service_in_core("dpc")
+_dpc_in_core.__doc__ = """The core runs DPC itself: a port with DPC active
+    has one device less below it (pcie008).  The handler ("pcie-dpc"), the
+    enable bits, the messages and recovery stay."""
 
 
 def _cxl_port_pmu(scen, key, v):
@@ -128,6 +139,7 @@ RULES = {
     "core-services": _core_services,
     "no-port-driver": _no_port_driver,
     "pme-in-core": _pme_in_core,
+    "dpc-in-core": _dpc_in_core,
     "cxl-port-pmu": _cxl_port_pmu,
 }
 
