@@ -23,12 +23,16 @@ git -C "$TREE" format-patch -q -M --cover-letter --no-signature --zero-commit \
 	--base=base -o "$out" base..HEAD
 cover=$out/0000-cover-letter.patch
 if [ -f "$out/cover-letter.txt" ]; then
-	python3 - "$cover" "$out/cover-letter.txt" <<'PY'
+	# The cover letter's date is the last patch's, so that exporting the
+	# same series twice writes the same files
+	python3 - "$cover" "$out/cover-letter.txt" "$(git -C "$TREE" log -1 --format=%aD HEAD)" <<'PY'
+import re
 import sys
 cover, text = sys.argv[1], open(sys.argv[2]).read().split("\n", 1)
 subject, body = text[0].strip(), text[1].strip("\n") if len(text) > 1 else ""
 s = open(cover).read()
 s = s.replace("*** SUBJECT HERE ***", subject).replace("*** BLURB HERE ***", body)
+s = re.sub(r"^Date: .*$", "Date: " + sys.argv[3], s, count=1, flags=re.M)
 open(cover, "w").write(s)
 PY
 fi
