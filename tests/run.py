@@ -897,6 +897,75 @@ class Suite:
                       want, self.t(k, f"{name}: rp3: back to its driver ({want})"))
             self.dmesg_clean(k, g, name)
 
+    def intx_handlers(self, g, bdf):
+        """The handlers on the port's INTx line (shared with other devices,
+        so the caller checks for its own)."""
+        irq = g.sh(f"cat /sys/bus/pci/devices/{bdf}/irq").strip()
+        out = g.sh(f"grep -E '^ *{irq}:' /proc/interrupts || true")
+        return set(" ".join(out.split()[4:]).split(", ")) if out else set()
+
+    def msix_alloc_fail(self, k, name):
+        """A port whose MSI-X entries cannot be allocated: fail_function
+        fails the series' pcie_port_msix_alloc_entry() once, and rpa (MSI-X
+        table of 4, PME/hot-plug on entry 2, AER on 3, an endpoint) is
+        removed and rescanned.  The core says which entry failed and that
+        the services use INTx (a generic root port has no MSI), the same
+        services run on INTx, and an error the emulator sends from below
+        rpa is reported and recovered.  Without the injection the next rescan gives rpa its two
+        MSI-X entries back.  Base 6.12 allocates a port's vectors in one
+        go and has no injection point for them."""
+        fi = "/sys/kernel/debug/fail_function"
+        fn = "pcie_port_msix_alloc_entry"
+        with self.guest(k, name, topology="msix", project_qemu=True) as g:
+            if g.run(f"grep -q '^{fn}[[:space:]]' {fi}/injectable", check=False)[0] != 0:
+                self.r.skip(self.t(k, f"{name}: a port whose MSI-X allocation fails falls back "
+                                      "to INTx with its services"),
+                            f"this kernel has no injection point {fn}() (base 6.12 "
+                            "allocates a port's vectors in one go; CONFIG_FAIL_FUNCTION)")
+                return
+            ids, _ = pci_ids(g.qmp)
+            rpa, epa = ids["rpa"], ids["epa"]
+            want = {h for v in self.handlers(g, rpa) for h in v.split(", ")}
+            vecs = self.msi_irqs(g, rpa)
+
+            def rescan():
+                g.sh(f"echo 1 > /sys/bus/pci/devices/{rpa}/remove; "
+                     "echo 1 > /sys/bus/pci/rescan")
+                return g.wait_for(f"test -e /sys/bus/pci/devices/{epa}/driver", timeout=30)
+
+            mark = self.mark(g)
+            g.sh(f"echo {fn} > {fi}/inject && "
+                 f"echo 0xfffffffffffffff4 > {fi}/{fn}/retval && "
+                 f"echo 100 > {fi}/probability && echo 1 > {fi}/interval && "
+                 f"echo 1 > {fi}/times && echo 0 > {fi}/verbose")
+            back = rescan()
+            log = self.since(g, mark)
+            g.sh(f"echo > {fi}/inject")
+            self.r.eq((back, "cannot allocate MSI-X entry 2 (-12), not using MSI-X" in log,
+                       "services cannot use MSI-X or MSI" in log and "using INTx" in log),
+                      (True, True, True),
+                      self.t(k, f"{name}: rpa rescanned with entry 2 failing: the failed entry "
+                                "and the fallback to INTx are in dmesg"), log)
+            intx = self.intx_handlers(g, rpa)
+            self.r.eq((self.msi_irqs(g, rpa), sorted(want & intx)), ([], sorted(want)),
+                      self.t(k, f"{name}: rpa runs the same services ({', '.join(sorted(want))}) "
+                                "on INTx, no MSI-X vector"), f"INTx handlers: {intx}")
+            # aer_inject cannot raise a level-triggered INTx (genirq does
+            # not resend level interrupts): the emulator sends a real error
+            # message, which needs SERR# Enable on the rescanned path
+            g.sh(f"setpci -s {rpa} COMMAND=0100:0100; setpci -s {epa} COMMAND=0100:0100")
+            self.aer_check(k, g, f"{name}: on INTx, QEMU pcie_aer_inject_error nonfatal at epa",
+                           epa, lambda: g.hmp("pcie_aer_inject_error epa 0x4000"), "nonfatal",
+                           endpoint=epa, port_type="ep")
+            mark = self.mark(g)
+            back = rescan()
+            log = self.since(g, mark)
+            self.r.eq((back, len(self.msi_irqs(g, rpa)), "not using MSI-X" in log),
+                      (True, len(vecs), False),
+                      self.t(k, f"{name}: without the injection, the next rescan gives rpa its "
+                                f"{len(vecs)} MSI-X vectors back"), log)
+            self.dmesg_clean(k, g, name)
+
     def aer_and_hotplug(self, k, g, name, ids, sec, when, tag):
         """A non-fatal error below rp1 is reported and recovered, and an
         endpoint hot-added to rp2 comes and goes."""
@@ -1143,6 +1212,7 @@ class Suite:
             ("port-pool", self.port_pool, dict(project_qemu=True)),
             ("port-pool-msi", self.port_pool_msi, {}),
             ("port-pool-intx", self.port_pool_msi, dict(cmdline="pci=nomsi pcie_ports=native")),
+            ("msix-alloc-fail", self.msix_alloc_fail, {}),
             ("link-bw", self.link_bw, dict(project_qemu=True)),
             ("services-cxl-project", self.services,
              dict(topology="cxl-project", project_qemu=True)),

@@ -18,6 +18,7 @@ SERIES_FEATURES = {
     "no-port-driver",  # PCI/portdrv: Manage ports in the PCI core, without a driver
     "pme-in-core",  # PCI/PME: Run PME in the PCI core, without a service device
     "dpc-in-core",  # PCI/DPC: Run DPC in the PCI core, without a service device
+    "aer-in-core",  # PCI/AER: Run AER in the PCI core, without a service device
     "cxl-port-pmu",  # cxl/pci_port: Register the CPMUs of CXL Root and Switch Ports
 }
 
@@ -71,6 +72,12 @@ _dpc_in_core = _service_in_core("dpc")
 _dpc_in_core.__doc__ = """The core runs DPC itself: a port with DPC active
     has one device less below it (pcie008).  The handler ("pcie-dpc"), the
     enable bits, the messages and recovery stay."""
+
+_aer_in_core = _service_in_core("aer")
+_aer_in_core.__doc__ = """The core runs AER itself: a Root Port or RCEC with
+    AER active has one device less below it (pcie002).  The handler
+    ("aerdrv"), the enable bits, the messages, statistics, recovery and
+    aer_inject stay."""
 
 
 def _cxl_port_pmu(scen, key, v):
@@ -140,6 +147,7 @@ RULES = {
     "no-port-driver": _no_port_driver,
     "pme-in-core": _pme_in_core,
     "dpc-in-core": _dpc_in_core,
+    "aer-in-core": _aer_in_core,
     "cxl-port-pmu": _cxl_port_pmu,
 }
 
