@@ -136,6 +136,10 @@ class Suite:
                           "\n".join(f"{dev}: {t}" for dev, t in d.osc))
             facts = k.facts.setdefault(name, {})
             facts["pci_express_bus"] = g.run("test -d /sys/bus/pci_express", check=False)[0] == 0
+            want_bus = not (k.series and "no-service-bus" in expected.SERIES_FEATURES)
+            self.r.eq(facts["pci_express_bus"], want_bus,
+                      self.t(k, f"{name}: /sys/bus/pci_express "
+                                f"{'is there' if want_bus else 'is gone'}"))
             dmesg = g.sh("dmesg")
             for p in ports:
                 st = d.state(p)
@@ -167,6 +171,7 @@ class Suite:
                     "runtime_control": p.runtime_control,
                     "power_state": p.power_state,
                     "child_devices": p.child_devices,
+                    "service_devices": p.service_devices,
                     "bw_capable": "bw" in d.expected(p, {"bwctrl"}),
                     "bw_msg_num": p.msg_num("bw"),
                     "bw_mode": d.expected_mode(p, {"bw"}),
@@ -642,31 +647,44 @@ class Suite:
                 return x
         return None
 
-    def cxl_port_rebind(self, k, g, name, rp, pmu, cycles=20):
-        """Unbind and bind cxl_pci_port on crp0 `cycles` times: the PMU goes
-        and comes back, its MSI-X entry returns to the core's pool each
-        time (the services' entries stay), and it counts afterwards."""
+    def cxl_port_rebind(self, k, g, name, rp, pmu, cycles=100):
+        """Unbind and bind cxl_pci_port on crp0 at least `cycles` times in
+        the guest (cxl-port-cycle), counting on the PMU after every bind,
+        while correctable AER errors are injected at crp0: the PMU goes
+        and comes back and counts each time, its MSI-X entry returns to
+        the core's pool at every unbind (the services' entries stay), AER
+        keeps reporting, and the PMU's overflow interrupt still arrives
+        afterwards."""
         core = self.msi_irqs(g, rp)
-        drv = "/sys/bus/pci/drivers/cxl_pci_port"
-        ok, seen = True, []
-        for _ in range(cycles):
-            g.sh(f"echo {rp} > {drv}/unbind")
-            unbound = (len(self.msi_irqs(g, rp)),
-                       g.run(f"test -e /sys/bus/event_source/devices/{pmu}",
-                             check=False)[0] != 0)
-            g.sh(f"echo {rp} > {drv}/bind")
-            g.wait_for(f"test -e /sys/bus/event_source/devices/{pmu}", timeout=10)
-            bound = len(self.msi_irqs(g, rp))
-            seen.append((unbound, bound))
-            if unbound != (len(core) - 1, True) or bound != len(core):
-                ok = False
-                break
-        self.r.ok(ok, self.t(k, f"{name}: {cycles} unbind/bind cycles of cxl_pci_port on crp0: "
-                                "the PMU and its MSI-X entry go and come back, the services' "
-                                "entries stay"), seen[-3:])
+        g.sh("rm -f /tmp/cxl-port-cycle.stop; "
+             f"cxl-port-cycle {cycles} {rp} {pmu} > /tmp/cxl-cycle.out 2>&1 &")
+        for events in range(3):
+            self.aer_check(k, g, f"{name}: during the cxl_pci_port cycles ({events}), "
+                                 "aer_inject cor at crp0", rp,
+                           lambda: g.sh(f"aer-inject {rp} cor"), "cor",
+                           port_type="rp")
+        g.sh("touch /tmp/cxl-port-cycle.stop")
+        done = g.wait_for("grep -q '^@' /tmp/cxl-cycle.out", timeout=300)
+        out = g.sh("cat /tmp/cxl-cycle.out")
+        m = re.search(r"cycles=(\d+) unbound=(\S*) bound=(\S*) failed=(\d+) nopmu=(\d+) "
+                      r"zero=(\d+)", out)
+        got = (int(m.group(1)) >= cycles, m.group(2), m.group(3), m.group(4), m.group(5),
+               m.group(6)) if done and m else None
+        self.r.eq(got, (True, str(len(core) - 1), str(len(core)), "0", "0", "0"),
+                  self.t(k, f"{name}: {cycles}+ unbind/bind cycles of cxl_pci_port on crp0 while "
+                            "AER errors arrive: the PMU and its MSI-X entry go and come back, "
+                            "the PMU counts after every bind, the services' entries stay"), out)
+        g.wait_for(f"test -e /sys/bus/event_source/devices/{pmu}", timeout=10)
         out = g.sh(f"perf-count {pmu} clock_ticks 200")
         self.r.ok(out.startswith("count=") and int(out.split()[0][6:]) > 0,
                   self.t(k, f"{name}: {pmu} counts after the cycles"), out)
+        irqs = lambda: sum(int(x) for x in g.sh(
+            f"grep ' {pmu}_overflow$' /proc/interrupts || true").split()[1:-3] if x.isdigit())
+        n = irqs()
+        status, cnt = self.cpmu_overflow(g, rp)
+        self.r.eq((irqs() - n, status), (1, 0),
+                  self.t(k, f"{name}: after the cycles, a counter overflow still interrupts "
+                            "once on the pool's entry and cxl_pmu clears it"))
 
     # -- driver binding on ports ------------------------------------------------
     @staticmethod

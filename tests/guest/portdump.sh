@@ -42,6 +42,8 @@ for d in /sys/bus/pci/devices/*; do
 		n=$((n + 1))
 	done
 	echo "@child_devices $n"
+	# of them, port service devices (/sys/bus/pci_express, base only)
+	echo "@service_devices $(ls -d "$d/$bdf":pcie* 2>/dev/null | wc -l)"
 	echo "@pci_children $(ls -d "$d"/????:??:??.? 2>/dev/null | wc -l)"
 	lspci -xxxx -s "$bdf" | sed -n 's/^\([0-9a-f][0-9a-f]*\): /@cfg \1 /p'
 done

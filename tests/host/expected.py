@@ -19,6 +19,8 @@ SERIES_FEATURES = {
     "pme-in-core",  # PCI/PME: Run PME in the PCI core, without a service device
     "dpc-in-core",  # PCI/DPC: Run DPC in the PCI core, without a service device
     "aer-in-core",  # PCI/AER: Run AER in the PCI core, without a service device
+    "hp-in-core",   # PCI: pciehp: Run native hot-plug in the PCI core, without a service device
+    "no-service-bus",  # PCI/portdrv: Remove the port service bus and its driver registration
     "cxl-port-pmu",  # cxl/pci_port: Register the CPMUs of CXL Root and Switch Ports
 }
 
@@ -57,7 +59,8 @@ def _no_port_driver(scen, key, v):
 def _service_in_core(service):
     def rule(scen, key, v):
         if isinstance(v, dict) and service in v.get("services", "").split(","):
-            return dict(v, child_devices=v["child_devices"] - 1)
+            return dict(v, child_devices=v["child_devices"] - 1,
+                        service_devices=v["service_devices"] - 1)
         return v
     return rule
 
@@ -78,6 +81,24 @@ _aer_in_core.__doc__ = """The core runs AER itself: a Root Port or RCEC with
     AER active has one device less below it (pcie002).  The handler
     ("aerdrv"), the enable bits, the messages, statistics, recovery and
     aer_inject stay."""
+
+_hp_in_core = _service_in_core("hp")
+_hp_in_core.__doc__ = """The core runs pciehp itself: a port with native
+    hot-plug active has one device less below it (pcie004, pcie204 below a
+    Downstream Port).  The handler ("pciehp"), slots, messages, hot-plug
+    and surprise removal, PM and error recovery of the slot stay."""
+
+
+def _no_service_bus(scen, key, v):
+    """/sys/bus/pci_express is gone with struct pcie_device: no port has
+    service devices left (base also has a driverless pcie010 for link
+    bandwidth notification on ports whose link supports it)."""
+    if key == "pci_express_bus" and v is True:
+        return False
+    if isinstance(v, dict) and "service_devices" in v:
+        return dict(v, child_devices=v["child_devices"] - v["service_devices"],
+                    service_devices=0)
+    return v
 
 
 def _cxl_port_pmu(scen, key, v):
@@ -148,6 +169,8 @@ RULES = {
     "pme-in-core": _pme_in_core,
     "dpc-in-core": _dpc_in_core,
     "aer-in-core": _aer_in_core,
+    "hp-in-core": _hp_in_core,
+    "no-service-bus": _no_service_bus,
     "cxl-port-pmu": _cxl_port_pmu,
 }
 

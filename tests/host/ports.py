@@ -59,6 +59,7 @@ class Port:
         self.irq = 0
         self.msi = {}          # irq -> "msi"/"msix"
         self.child_devices = 0
+        self.service_devices = 0
         self.pci_children = 0
         self.cfgbytes = bytearray()
 
@@ -189,6 +190,8 @@ class Dump:
                 port.pci_children = int(val)
             elif key == "@child_devices":
                 port.child_devices = int(val)
+            elif key == "@service_devices":
+                port.service_devices = int(val)
             elif key == "@cfg":
                 port.cfgbytes += bytes(int(x, 16) for x in val.split()[1:])
             elif key == "@end":
