@@ -10,7 +10,10 @@ For each kernel, on the 'many' topology (64 empty MSI-X root ports):
     (pci_bus_{read,write}_config_*), MSI/MSI-X enable and disable cycles
     (writes to the Message Control register that flip the enable bit, from a
     kprobe on pci_bus_write_config_word) and calls into the PCI IRQ API,
-  - vmlinux text size.
+  - vmlinux text size,
+and, with the project's QEMU, how long after leaving s2idle the kernel notices
+an endpoint pulled out of a hot-plug slot while it slept, and how long the
+resume takes (median of SURPRISE_RUNS runs; tests/host/sleep.py).
 Prints a table and writes bench.json.  Nothing here is asserted.
 """
 import argparse
@@ -24,8 +27,11 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "host"))
 from qemu import Guest  # noqa: E402
 from ports import Dump  # noqa: E402
+from qemu import pci_ids  # noqa: E402
+import sleep  # noqa: E402
 
 NPORTS = 64
+SURPRISE_RUNS = 5
 PROFILED = ["pci_bus_read_config_byte", "pci_bus_read_config_word", "pci_bus_read_config_dword",
             "pci_bus_write_config_byte", "pci_bus_write_config_word",
             "pci_bus_write_config_dword", "pci_alloc_irq_vectors_affinity",
@@ -117,6 +123,37 @@ def measure(label, image, initrd, logdir, topology="many", qemu=None):
     return res
 
 
+def surprise(label, image, initrd, logdir, qemu):
+    """Times of an endpoint pulled out of rp2 while the guest sleeps."""
+    extra = sleep.SURPRISE_ARGS + ["-device", "e1000e,id=sr0,bus=rp2,romfile="]
+    noticed, resume, ok = [], [], 0
+    with Guest(image, initrd, "basic", extra_args=extra, qemu=qemu, boot_timeout=600,
+               log=os.path.join(logdir, f"bench-{label}-s2idle-surprise.log")) as g:
+        ids, sec = pci_ids(g.qmp)
+        path = f"/sys/bus/pci/devices/0000:{sec['rp2']:02x}:00.0"
+        for i in range(SURPRISE_RUNS):
+            dev = "sr0" if i == 0 else f"sr{i}"
+            if i:
+                g.qmp.cmd("device_add", driver="e1000e", id=dev, bus="rp2", romfile="")
+            if not g.wait_for(f"test -e {path}/driver", timeout=30):
+                break
+            time.sleep(1)
+            r = sleep.suspend_and_pull(g, "rp2", dev, path)
+            if not (r["pulled_while_asleep"] and r["gone"] and r["noticed_ms"] is not None):
+                break
+            ok += 1
+            noticed.append(r["noticed_ms"])
+            resume.append(r["resume_ms"])
+            if not sleep.wait_slot_off(g, ids["rp2"]):
+                break
+
+    def median(v):
+        return sorted(v)[len(v) // 2] if v else None
+    return {"kernel": label, "runs": ok, "noticed_after_wake_ms": median(noticed),
+            "noticed_after_wake_ms_max": max(noticed) if noticed else None,
+            "resume_ms": median(resume)}
+
+
 def text_size(image):
     vmlinux = os.path.join(os.path.dirname(image), "..", "..", "..", "vmlinux")
     out = subprocess.run(["size", vmlinux], capture_output=True, text=True).stdout.splitlines()
@@ -143,6 +180,16 @@ def main():
             results.append(r)
         all_results[topology] = results
         report(topology, results)
+    if a.qemu:
+        results = []
+        for label, img in (("base", a.base), ("series", a.series)):
+            print(f"==> measuring {label}: endpoint pulled out during s2idle", flush=True)
+            results.append(surprise(label, img, a.initrd, a.out, a.qemu))
+        all_results["s2idle-surprise"] = results
+        print(f"\n{'s2idle, endpoint pulled out while asleep':<44}{'base':>14}{'series':>14}")
+        for k in ("runs", "noticed_after_wake_ms", "noticed_after_wake_ms_max", "resume_ms"):
+            print(f"{k:<44}{str(results[0].get(k)):>14}{str(results[1].get(k)):>14}")
+        print()
     with open(os.path.join(a.out, "bench.json"), "w") as f:
         json.dump(all_results, f, indent=2)
     print(f"(wall-clock times are from TCG and only comparable within one run)\n"

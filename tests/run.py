@@ -17,6 +17,7 @@ from qemu import Guest, GuestError, pci_ids  # noqa: E402
 from ports import Dump, SERVICES  # noqa: E402
 from tap import Reporter  # noqa: E402
 import expected  # noqa: E402
+import sleep  # noqa: E402
 import static  # noqa: E402
 
 BAD_DMESG = re.compile(
@@ -1165,6 +1166,58 @@ class Suite:
                       self.t(k, f"{name}: after resume, hotplug on rp2 works"))
             self.dmesg_clean(k, g, name)
 
+    def s2idle_surprise(self, k, name, project_qemu=True):
+        """An endpoint pulled out of rp2's slot while the guest sleeps in
+        s2idle (the project's QEMU, x-surprise-removal) must be noticed when
+        the guest resumes, without waiting for a timeout, and the slot must
+        work afterwards.  The same card pulled out while the guest is awake
+        is checked first, so a failure below is not the emulation's."""
+        extra = sleep.SURPRISE_ARGS + ["-device", "e1000e,id=sr0,bus=rp2,romfile="]
+        with self.guest(k, name, project_qemu=True, extra=extra) as g:
+            ids, sec = pci_ids(g.qmp)
+            path = f"/sys/bus/pci/devices/0000:{sec['rp2']:02x}:00.0"
+            facts = k.facts.setdefault(name, {})
+            bound = g.wait_for(f"test -e {path}/driver", timeout=30)
+            mark = self.mark(g)
+            g.qmp.cmd("device_del", id="sr0")
+            ev = g.qmp.wait_event("DEVICE_DELETED", timeout=10, match={"device": "sr0"})
+            gone = g.wait_for(f"! test -e {path}", timeout=10)
+            seen = sleep.NOTICE.search(self.since(g, mark)) is not None
+            off = sleep.wait_slot_off(g, ids["rp2"])
+            facts["awake_pull"] = (bound, ev is not None, gone, seen and off)
+            self.r.eq(facts["awake_pull"], (True, True, True, True),
+                      self.t(k, f"{name}: card pulled out of rp2 while awake: pciehp "
+                                "notices at once, the endpoint goes away, the slot is off"))
+            g.qmp.cmd("device_add", driver="e1000e", id="sr1", bus="rp2", romfile="")
+            bound = g.wait_for(f"test -e {path}/driver", timeout=30)
+            self.r.ok(bound, self.t(k, f"{name}: a card hot-added to rp2 after the pull binds"))
+            time.sleep(1)
+            res = sleep.suspend_and_pull(g, "rp2", "sr1", path)
+            tail = "\n".join(res["log"][-30:])
+            self.r.ok(res["entered"] and res["resumed"] and res["slept"],
+                      self.t(k, f"{name}: s2idle suspend and resume with the card pulled out "
+                                "while asleep"), tail)
+            self.r.ok(res["bound_before"] and res["deleted_event"],
+                      self.t(k, f"{name}: the card was bound before the sleep and QEMU "
+                                "removed it while the guest slept"))
+            facts["asleep_pull"] = (res["pulled_while_asleep"], res["gone"])
+            self.r.eq(facts["asleep_pull"], (True, True),
+                      self.t(k, f"{name}: rp2 notices the pull only after the wake-up and "
+                                "the endpoint goes away"), tail)
+            fast = res["noticed_ms"] is not None and res["noticed_ms"] < 1000
+            facts["noticed_within_1s"] = fast
+            self.r.ok(fast, self.t(k, f"{name}: noticed {res['noticed_ms']} ms after the "
+                                      "wake-up, without waiting for a timeout (< 1000 ms)"),
+                      tail)
+            self.r.note(f"{k.label}: {name}: removal noticed {res['noticed_ms']} ms after "
+                        f"the wake-up, resume took {res['resume_ms']} ms")
+            off = sleep.wait_slot_off(g, ids["rp2"])
+            up, down = self.hotplug_cycle(k, g, name, "rp2", sec["rp2"], "after")
+            self.r.eq((off, up, down), (True, True, True),
+                      self.t(k, f"{name}: after resume, rp2's slot is off and hotplug on "
+                                "it works"))
+            self.dmesg_clean(k, g, name)
+
     # -- KUnit ---------------------------------------------------------------------
     @staticmethod
     def kunit_results(dmesg):
@@ -1246,6 +1299,7 @@ class Suite:
             ("runtime-pm-project-pcie_port_pm=force", self.runtime_pm,
              dict(cmdline="pcie_port_pm=force", project_qemu=True)),
             ("s2idle", self.s2idle, {}),
+            ("s2idle-surprise", self.s2idle_surprise, dict(project_qemu=True)),
         ]
 
     def run_one(self, k, name, fn, kw):
