@@ -22,6 +22,7 @@ SERIES_FEATURES = {
     "hp-in-core",   # PCI: pciehp: Run native hot-plug in the PCI core, without a service device
     "no-service-bus",  # PCI/portdrv: Remove the port service bus and its driver registration
     "cxl-port-pmu",  # cxl/pci_port: Register the CPMUs of CXL Root and Switch Ports
+    "doe-irq",      # PCI/DOE: Let the DOE mailboxes of ports interrupt
 }
 
 
@@ -155,6 +156,22 @@ def _bwctrl(scen, key, v):
     return v
 
 
+def _doe_irq(scen, key, v):
+    """The DOE mailboxes of ports whose interrupts the core owns interrupt
+    on the entry their Interrupt Message Number names when the MSI-X table
+    has it (doe-irq scenario, topology cxl-doe); base polls them all.  In
+    the cxl-project topology crp0 holds one more vector, its DOE's entry 3."""
+    if scen == "services-cxl-project" and key == "0000:0c:00.0" and isinstance(v, dict):
+        return dict(v, vectors=v["vectors"] + 1)
+    if scen != "doe-irq":
+        return v
+    if key == "DOE interrupt entries":
+        return {"crp0": [3], "crp2": [2], "crp3": []}
+    if key == "crp2 DOE interrupt after rescans" and isinstance(v, list):
+        return [([2], True) for _ in v]
+    return v
+
+
 # KUnit suites the series adds (configs/series.config builds them in); the
 # base kernel has none of its own.
 SERIES_KUNIT_SUITES = {"pcie-portdrv"}
@@ -172,6 +189,7 @@ RULES = {
     "hp-in-core": _hp_in_core,
     "no-service-bus": _no_service_bus,
     "cxl-port-pmu": _cxl_port_pmu,
+    "doe-irq": _doe_irq,
 }
 
 

@@ -101,6 +101,19 @@ def topology_cxl_project(tmpdir):
     return a
 
 
+def topology_cxl_doe(tmpdir):
+    """cxl-project and two more CXL root ports with nothing below, 4-entry
+    MSI-X tables (services on entry 0) and DOE mailboxes: crp2's on entry
+    2, crp3's Interrupt Message Number 9 beyond its table."""
+    a = topology_cxl_project(tmpdir)
+    i = a.index("cxl-rp,port=1,bus=cxl.1,id=crp1,chassis=0,slot=3")
+    a[i + 1:i + 1] = ["-device", "cxl-rp,port=2,bus=cxl.1,id=crp2,chassis=0,slot=5,"
+                      "msix-vectors=4,doe=on,doe-msg-num=2",
+                      "-device", "cxl-rp,port=3,bus=cxl.1,id=crp3,chassis=0,slot=6,"
+                      "msix-vectors=4,doe=on,doe-msg-num=9"]
+    return a
+
+
 def topology_many(n=64):
     """n empty generic root ports (8 functions in each of n/8 slots)."""
     a = []
@@ -168,6 +181,7 @@ TOPOLOGIES = {
     "many-msix": topology_many_msix,
     "cxl": topology_cxl,
     "cxl-project": topology_cxl_project,
+    "cxl-doe": topology_cxl_doe,
     "many": topology_many,
 }
 
