@@ -38,16 +38,18 @@ TOPOLOGY_PORTS = {"basic": 8, "cxl": 4, "cxl-project": 4, "msix": 3, "dpc": 5}
 # out of the dmesg check and reported as skipped, on both kernels alike; any
 # other report still fails.
 KNOWN_SPLATS = [
-    # pciehp_configure_device() takes ctrl->reset_lock under
-    # pci_rescan_remove_lock while pciehp_reset_slot(), the removal path and
-    # pciehp_probe() (under a rescan) take them the other way round
-    # (drivers/pci/hotplug/pciehp_pci.c, 6.12).  Lockdep reports whichever
-    # order it sees second, so either lock may be the one being acquired.
+    # pciehp_configure_device() and pciehp_unconfigure_device() take
+    # ctrl->reset_lock under pci_rescan_remove_lock while
+    # pciehp_reset_slot(), the removal path and pciehp_probe() (under a
+    # rescan) take them the other way round (drivers/pci/hotplug/
+    # pciehp_pci.c, 6.12).  Lockdep reports whichever order it sees second,
+    # so either lock may be the one being acquired, in either function (a
+    # surprise removal reports it from pciehp_unconfigure_device()).
     ("lockdep: pciehp reset_lock vs pci_rescan_remove_lock",
      re.compile(r"possible circular locking dependency detected(.*\n){1,4}"
                 r".*irq/\d+-pciehp.*is trying to acquire lock:\n"
                 r".*\((&ctrl->reset_lock|pci_rescan_remove_lock)\).*"
-                r"at: pciehp_configure_device")),
+                r"at: pciehp_(un)?configure_device")),
 ]
 
 
