@@ -138,7 +138,7 @@ def surprise(label, image, initrd, logdir, qemu):
             if not g.wait_for(f"test -e {path}/driver", timeout=30):
                 break
             time.sleep(1)
-            r = sleep.suspend_and_pull(g, "rp2", dev, path)
+            r = sleep.suspend_and_pull(g, dev, path)
             if not (r["pulled_while_asleep"] and r["gone"] and r["noticed_ms"] is not None):
                 break
             ok += 1

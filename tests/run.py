@@ -1272,7 +1272,7 @@ class Suite:
             bound = g.wait_for(f"test -e {path}/driver", timeout=30)
             self.r.ok(bound, self.t(k, f"{name}: a card hot-added to rp2 after the pull binds"))
             time.sleep(1)
-            res = sleep.suspend_and_pull(g, "rp2", "sr1", path)
+            res = sleep.suspend_and_pull(g, "sr1", path)
             tail = "\n".join(res["log"][-30:])
             self.r.ok(res["entered"] and res["resumed"] and res["slept"],
                       self.t(k, f"{name}: s2idle suspend and resume with the card pulled out "

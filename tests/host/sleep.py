@@ -27,15 +27,22 @@ def first(lines, pred):
     return None
 
 
-def suspend_and_pull(g, port, dev_id, path, settle=3.0):
-    """Suspend to idle, device_del `dev_id` (below `port`, whose endpoint is
-    `path` in the guest's sysfs) while the guest sleeps, wake the guest with a
-    character on its wake-up serial port.  Returns a dict of what happened,
-    with times in ms from the moment the kernel leaves s2idle."""
+_runs = 0
+
+
+def suspend_and_pull(g, dev_id, path, settle=3.0):
+    """Suspend to idle, device_del `dev_id` (an endpoint in a slot with
+    x-surprise-removal, `path` in the guest's sysfs) while the guest sleeps,
+    wake the guest with a character on its wake-up serial port.  Returns a
+    dict of what happened, with times in ms from the moment the kernel
+    leaves s2idle.  Only this run's part of the log is looked at."""
+    global _runs
+    _runs += 1
+    mark = f"s2idle-surprise-start-{_runs}"
     res = {"bound_before": g.run(f"test -e {path}/driver", check=False)[0] == 0}
     g.run("echo 1 > /sys/power/pm_debug_messages")
     g.run("echo enabled > /sys/class/tty/ttyS1/power/wakeup")
-    g.run("echo s2idle-surprise-start > /dev/kmsg")
+    g.run(f"echo {mark} > /dev/kmsg")
     cmd = "echo freeze > /sys/power/state"
     tag = g.send(cmd)
     res["entered"] = g.wait_console("PM: suspend entry (s2idle)", timeout=60)
@@ -58,7 +65,7 @@ def suspend_and_pull(g, port, dev_id, path, settle=3.0):
     res["resumed"] = rc == 0
     res["gone"] = g.wait_for(f"! test -e {path}", timeout=30)
     g.run("echo 0 > /sys/power/pm_debug_messages")
-    lines = g.sh("dmesg | sed -n '/s2idle-surprise-start$/,$p'").splitlines()
+    lines = g.sh(f"dmesg | sed -n '/{mark}$/,$p'").splitlines()
     res["log"] = lines
     asleep = first(lines, lambda s: "PM: suspend-to-idle" in s)
     wake = first(lines, lambda s: "PM: resume from suspend-to-idle" in s)
