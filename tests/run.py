@@ -1216,17 +1216,7 @@ class Suite:
             cmd = "echo freeze > /sys/power/state"
             tag = g.send(cmd)
             entered = g.wait_console("PM: suspend entry (s2idle)", timeout=60)
-            # Poke until the write returns: a character that arrives before
-            # ttyS1's wake-up IRQ is armed does not wake the guest.
-            for attempt in range(30):
-                time.sleep(2)
-                g.poke()
-                try:
-                    rc, out = g.finish(tag, cmd, timeout=2, check=False)
-                    break
-                except GuestError:
-                    if attempt == 29:
-                        raise
+            rc, out = sleep.wake(g, tag, cmd, interval=2)
             log = self.since(g, mark)
             self.r.ok(entered and rc == 0 and "PM: suspend entry (s2idle)" in log and
                       "PM: suspend exit" in log,

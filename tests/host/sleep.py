@@ -30,6 +30,22 @@ def first(lines, pred):
 _runs = 0
 
 
+def wake(g, tag, cmd, interval=1.0, tries=30):
+    """Wake a guest sleeping in `cmd` (started with tag `tag`) by poking its
+    wake-up serial port until the command returns; returns (rc, output).
+    Poke repeatedly: a character that arrives before ttyS1's wake-up IRQ
+    is armed does not wake the guest."""
+    for attempt in range(tries):
+        time.sleep(interval)
+        g.poke()
+        try:
+            return g.finish(tag, cmd, timeout=2, check=False)
+        except GuestError:
+            if attempt == tries - 1:
+                raise
+    return None, ""
+
+
 def suspend_and_pull(g, dev_id, path, settle=3.0):
     """Suspend to idle, device_del `dev_id` (an endpoint in a slot with
     x-surprise-removal, `path` in the guest's sysfs) while the guest sleeps,
@@ -52,31 +68,22 @@ def suspend_and_pull(g, dev_id, path, settle=3.0):
     g.qmp.cmd("device_del", id=dev_id)
     res["deleted_event"] = g.qmp.wait_event("DEVICE_DELETED", timeout=10,
                                             match={"device": dev_id}) is not None
-    rc = None
-    for attempt in range(30):
-        time.sleep(1)
-        g.poke()
-        try:
-            rc, _ = g.finish(tag, cmd, timeout=2, check=False)
-            break
-        except GuestError:
-            if attempt == 29:
-                raise
+    rc, _ = wake(g, tag, cmd)
     res["resumed"] = rc == 0
     res["gone"] = g.wait_for(f"! test -e {path}", timeout=30)
     g.run("echo 0 > /sys/power/pm_debug_messages")
     lines = g.sh(f"dmesg | sed -n '/{mark}$/,$p'").splitlines()
     res["log"] = lines
     asleep = first(lines, lambda s: "PM: suspend-to-idle" in s)
-    wake = first(lines, lambda s: "PM: resume from suspend-to-idle" in s)
+    woke = first(lines, lambda s: "PM: resume from suspend-to-idle" in s)
     done = first(lines, lambda s: "PM: suspend exit" in s)
     notice = first(lines, lambda s: NOTICE.search(s) is not None)
-    res["slept"] = asleep is not None and wake is not None
+    res["slept"] = asleep is not None and woke is not None
     # Noticed only after the wake-up: the card was pulled while the guest
     # slept (a card pulled while it was still awake is noticed at once).
-    res["pulled_while_asleep"] = (res["slept"] and notice is not None and notice >= wake)
-    res["noticed_ms"] = round((notice - wake) * 1000, 1) if notice and wake else None
-    res["resume_ms"] = round((done - wake) * 1000, 1) if done and wake else None
+    res["pulled_while_asleep"] = (res["slept"] and notice is not None and notice >= woke)
+    res["noticed_ms"] = round((notice - woke) * 1000, 1) if notice and woke else None
+    res["resume_ms"] = round((done - woke) * 1000, 1) if done and woke else None
     return res
 
 
