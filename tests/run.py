@@ -575,9 +575,14 @@ class Suite:
             ports_pmu = sorted(owners)
             if ports_pmu:
                 log = g.sh("dmesg | grep cxl_pci_port || true")
+                # cus0 has no services: with doe-irq-msi the core owns its
+                # interrupts for its DOE mailbox, otherwise the driver
+                # tries to enable MSI itself
+                usp_why = ("CPMU 0: no interrupt on message number 1"
+                           if "doe-irq-msi" in expected.features()
+                           else "cannot enable 2 MSI/MSI-X vectors for the CPMUs")
                 self.r.ok(f"cxl_pci_port {ids['cds0']}: CPMU 0: no interrupt on message number 1"
-                          in log and f"cxl_pci_port {ids['cus0']}: cannot enable 2 MSI/MSI-X "
-                          "vectors for the CPMUs" in log,
+                          in log and f"cxl_pci_port {ids['cus0']}: {usp_why}" in log,
                           self.t(k, f"{name}: the switch ports' CPMUs are not registered, and "
                                     "dmesg says why"), log)
                 pmu_rp = ports_pmu[0]
@@ -649,13 +654,33 @@ class Suite:
             d = self.doe_discover(g, usp)
             self.r.eq(d["rsp2"], "01000001",
                       self.t(k, f"{name}: cus0's DOE lists CDAT after Discovery"))
+            # cus0's CDAT mailbox names MSI vector 1; x86 without interrupt
+            # remapping gives one: the series enables MSI for the mailbox
+            # (base: MSI off, cus0 has no services) and polls it
+            m = re.search(r"MSI: (Enable[+-]) Count=(\d+/\d+)",
+                          g.sh(f"lspci -s {usp} -vv 2>/dev/null"))
+            facts["cus0 MSI"] = f"{m.group(2)} {m.group(1)}" if m else "no MSI capability"
+            if k.series and "doe-irq-msi" in expected.features():
+                log = g.sh("dmesg")
+                self.r.ok(re.search(rf"{usp}: DOE: \[[0-9a-f]+\] no interrupt for Interrupt "
+                                    r"Message Number 1 \(-28\), polling", log)
+                          and not self.doe_handlers(g, usp),
+                          self.t(k, f"{name}: cus0's CDAT mailbox, on MSI vector 1 of 1, is "
+                                    "polled, and dmesg says why"),
+                          "\n".join(ln for ln in log.splitlines() if "DOE" in ln))
+            cdat = self.cdat_of(g, usp)
+            facts["cus0 CDAT"] = cdat
+            self.r.ok(cdat and cdat != "none",
+                      self.t(k, f"{name}: the CXL core read cus0's CDAT through its mailbox"),
+                      cdat)
             facts["cpmu"] = sorted(have)
             self.dmesg_clean(k, g, name)
 
     @staticmethod
     def doe_handlers(g, bdf):
-        """{MSI-X entry: interrupt count} of the "PCIe DOE" handlers on bdf."""
-        out = g.sh(f"grep -E 'PCI-MSIX-{bdf} .*PCIe DOE' /proc/interrupts || true")
+        """{MSI-X entry or MSI vector: interrupt count} of the "PCIe DOE"
+        handlers on bdf."""
+        out = g.sh(f"grep -E 'PCI-MSIX?-{bdf} .*PCIe DOE' /proc/interrupts || true")
         got = {}
         for ln in out.splitlines():
             f = ln.split()
@@ -666,6 +691,21 @@ class Suite:
             got[int(entry) if entry.isdigit() else entry] = sum(int(x) for x in f[1:n])
         return got
 
+    @staticmethod
+    def cdat_of(g, bdf):
+        """md5 of the CDAT the CXL core read for the cxl port whose upstream
+        device is bdf, "none" if there is no such port or no CDAT."""
+        out = g.sh(f"for p in /sys/bus/cxl/devices/port*; do "
+                   f"case $(readlink -f $p/uport) in */{bdf}) "
+                   f"test -e $p/CDAT && md5sum < $p/CDAT | cut -d' ' -f1;; esac; done")
+        return out.strip() or "none"
+
+    @staticmethod
+    def memdev_below(g, bdf):
+        out = g.sh(f"for m in /sys/bus/cxl/devices/mem*; do "
+                   f"case $(readlink -f $m) in */{bdf}/*) basename $m;; esac; done")
+        return out.strip()
+
     def doe_irq(self, k, name, project_qemu=True):
         """DOE mailboxes on the MSI-X tables of CXL root ports (project QEMU,
         topology cxl-doe): crp0's on entry 3, crp2's on entry 2 (nothing below
@@ -673,11 +713,16 @@ class Suite:
         its 4-entry table.  The series takes a mailbox's interrupt from the
         port's pool once the services' are set up and checks with a
         Discovery exchange that it arrives; base has no DOE interrupt
-        handler.  Every mailbox answers either way."""
+        handler.  Every mailbox answers either way.  The switch upstream
+        port cus0 has no services and a CDAT mailbox on MSI vector 0: the
+        series sets up its interrupts for the mailbox, and every CDAT read
+        of the CXL core (at boot, and when the memory device below the
+        switch is bound again) takes its interrupts; the CDAT read is the
+        same on both kernels."""
         with self.guest(k, name, topology="cxl-doe", project_qemu=True) as g:
             ids, _ = pci_ids(g.qmp)
             facts = k.facts.setdefault(name, {})
-            ports = ("crp0", "crp2", "crp3")
+            ports = ("crp0", "crp2", "crp3", "cus0")
             got = {p: self.doe_handlers(g, ids[p]) for p in ports}
             facts["DOE interrupt entries"] = {p: sorted(got[p]) for p in ports}
             if k.series:
@@ -692,11 +737,43 @@ class Suite:
                           self.t(k, f"{name}: crp3 says its DOE's message number is beyond "
                                     "the table and that the mailbox is polled"),
                           "\n".join(ln for ln in log.splitlines() if "DOE" in ln or "MSI-X" in ln))
-            for p in ports:
+            for p in ports[:3]:
                 d = self.doe_discover(g, ids[p])
                 self.r.eq((d.get("rsp0"), d.get("rsp1"), d.get("rsp2")),
                           ("00000001", "00000003", "00000001"),
                           self.t(k, f"{name}: {p}'s DOE answers Discovery"))
+            # CDAT through cus0's mailbox, read again each time the memory
+            # device below the switch is bound and its cxl port comes back
+            usp = ids["cus0"]
+            facts["cus0 CDAT"] = cdat = self.cdat_of(g, usp)
+            self.r.ok(cdat != "none",
+                      self.t(k, f"{name}: the CXL core read cus0's CDAT through its mailbox"))
+            mem = self.memdev_below(g, ids["cxl-mem1dev"])
+            boot = self.doe_handlers(g, usp).get(0, 0)
+            reads, moved = [], []
+            has_cdat = (f"for p in /sys/bus/cxl/devices/port*; do "
+                        f"case $(readlink -f $p/uport) in */{usp}) test -e $p/CDAT && exit 0;; "
+                        f"esac; done; exit 1")
+            for _ in range(3):
+                n = self.doe_handlers(g, usp).get(0, 0)
+                # the switch's cxl port goes with its last endpoint, and
+                # comes back (probed asynchronously) with the next
+                g.sh(f"echo {mem} > /sys/bus/cxl/drivers/cxl_mem/unbind")
+                g.wait_for(f"! ( {has_cdat} )", timeout=20)
+                g.sh(f"echo {mem} > /sys/bus/cxl/drivers/cxl_mem/bind")
+                g.wait_for(has_cdat, timeout=20)
+                reads.append(self.cdat_of(g, usp) == cdat)
+                moved.append(self.doe_handlers(g, usp).get(0, 0) - n)
+            facts["cus0 CDAT read again on 3 binds of the memdev"] = reads
+            if k.series and "doe-irq-msi" in expected.features():
+                # boot: the checking Discovery exchange, then the CDAT read
+                self.r.ok(boot >= 2 and len(set(moved)) == 1 and moved[0] == boot - 1,
+                          self.t(k, f"{name}: every CDAT read through cus0's mailbox takes its "
+                                    "interrupts (as many per read as at boot)"),
+                          f"boot {boot}, per bind {moved}")
+            else:
+                self.r.eq(moved, [0, 0, 0],
+                          self.t(k, f"{name}: cus0's mailbox is polled (no DOE interrupt)"))
             if k.series:
                 before = self.doe_handlers(g, ids["crp0"]).get(3, 0)
                 self.doe_discover(g, ids["crp0"], irq=True)

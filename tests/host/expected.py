@@ -23,6 +23,7 @@ SERIES_FEATURES = {
     "no-service-bus",  # PCI/portdrv: Remove the port service bus and its driver registration
     "cxl-port-pmu",  # cxl/pci_port: Register the CPMUs of CXL Root and Switch Ports
     "doe-irq",      # PCI/DOE: Let the DOE mailboxes of ports interrupt
+    "doe-irq-msi",  # PCI/DOE: Interrupt on MSI, and on ports that have no services
 }
 
 
@@ -165,10 +166,28 @@ def _doe_irq(scen, key, v):
         return dict(v, vectors=v["vectors"] + 1)
     if scen != "doe-irq":
         return v
-    if key == "DOE interrupt entries":
-        return {"crp0": [3], "crp2": [2], "crp3": []}
+    if key == "DOE interrupt entries" and isinstance(v, dict):
+        return dict(v, crp0=[3], crp2=[2])
     if key == "crp2 DOE interrupt after rescans" and isinstance(v, list):
         return [([2], True) for _ in v]
+    return v
+
+
+def _doe_irq_msi(scen, key, v):
+    """The core also sets up the interrupts of a port that has no services
+    but a DOE mailbox that can interrupt, and sizes MSI for the mailboxes'
+    message numbers: the switch upstream port cus0 (MSI only) interrupts
+    on vector 0 in topology cxl-doe.  In cxl-project its mailbox names
+    vector 1, which x86 without interrupt remapping does not give: the
+    core enables MSI with one vector (services-cxl-project: one more
+    vector on cus0) and the mailbox is polled, so the switch ports' CPMUs
+    both report the missing vector from the pool."""
+    if scen == "doe-irq" and key == "DOE interrupt entries" and isinstance(v, dict):
+        return dict(v, cus0=[0])
+    if scen == "services-cxl-project" and key == "0000:0e:00.0" and isinstance(v, dict):
+        return dict(v, vectors=v["vectors"] + 1)
+    if scen == "cxl-project" and key == "cus0 MSI" and isinstance(v, str):
+        return "1/2 Enable+"
     return v
 
 
@@ -190,6 +209,7 @@ RULES = {
     "no-service-bus": _no_service_bus,
     "cxl-port-pmu": _cxl_port_pmu,
     "doe-irq": _doe_irq,
+    "doe-irq-msi": _doe_irq_msi,
 }
 
 

@@ -104,8 +104,12 @@ def topology_cxl_project(tmpdir):
 def topology_cxl_doe(tmpdir):
     """cxl-project and two more CXL root ports with nothing below, 4-entry
     MSI-X tables (services on entry 0) and DOE mailboxes: crp2's on entry
-    2, crp3's Interrupt Message Number 9 beyond its table."""
+    2, crp3's Interrupt Message Number 9 beyond its table.  cus0's CDAT
+    mailbox interrupts on MSI vector 0 (cxl-project: 1, the default, which
+    x86 without interrupt remapping does not give)."""
     a = topology_cxl_project(tmpdir)
+    i = a.index("cxl-upstream,bus=crp1,id=cus0,cpmu=on")
+    a[i] += ",doe-msg-num=0"
     i = a.index("cxl-rp,port=1,bus=cxl.1,id=crp1,chassis=0,slot=3")
     a[i + 1:i + 1] = ["-device", "cxl-rp,port=2,bus=cxl.1,id=crp2,chassis=0,slot=5,"
                       "msix-vectors=4,doe=on,doe-msg-num=2",
