@@ -706,6 +706,55 @@ class Suite:
                    f"case $(readlink -f $m) in */{bdf}/*) basename $m;; esac; done")
         return out.strip()
 
+    def cxl_switch_pmu(self, k, name, project_qemu=True):
+        """The CPMUs of the CXL switch's ports on MSI vector 0 (topology
+        cxl-switch-pmu): cus0 has no services, and the series sets up its
+        interrupts for its CDAT mailbox, which shares vector 0; cds0 shares
+        its services' vector.  With cxl_pmu accepting Interrupt Message
+        Number 0, cxl_pci_port registers both: perf counts their clock
+        ticks and a counter overflow interrupts once and is cleared.  Base
+        has no driver for port CPMUs: the overflow status stays set."""
+        with self.guest(k, name, topology="cxl-switch-pmu", project_qemu=True) as g:
+            ids, _ = pci_ids(g.qmp)
+            facts = k.facts.setdefault(name, {})
+            series = k.series and "cxl-pmu-msg-num-0" in expected.features()
+            if series:
+                g.wait_for("test $(ls -d /sys/bus/event_source/devices/cxl_pmu_port* "
+                           "2>/dev/null | wc -l) -ge 3", timeout=30)
+            pmus = {p: self.pmu_of(g, "cxl_pmu_port", ids[p]) for p in ("crp0", "cus0", "cds0")}
+            facts["port pmus"] = sorted(p for p, x in pmus.items() if x)
+            for p in ("cus0", "cds0"):
+                bdf, pmu = ids[p], pmus[p]
+                if series:
+                    line = g.sh(f"grep ' {pmu}_overflow' /proc/interrupts || true")
+                    self.r.ok(pmu and re.search(rf"PCI-MSI-{bdf}\s+0-edge\s+.*{pmu}_overflow",
+                                                line),
+                              self.t(k, f"{name}: {p}'s CPMU is registered, its overflow "
+                                        "handler on MSI vector 0"), line)
+                    out = g.sh(f"perf-count {pmu} clock_ticks 500") if pmu else ""
+                    m = re.match(r"count=(\d+) ns=(\d+)", out)
+                    ratio = int(m.group(1)) * 10 / int(m.group(2)) if m else 0
+                    self.r.ok(0.9 < ratio < 1.1,
+                              self.t(k, f"{name}: perf counts clock_ticks on {p}'s CPMU at 100 "
+                                        "per microsecond"), out)
+                count = lambda: sum(int(x) for x in g.sh(
+                    f"grep -E 'PCI-MSI-{bdf} ' /proc/interrupts || true").split()[1:-3]
+                    if x.isdigit())
+                n = count()
+                status, cnt = self.cpmu_overflow(g, bdf)
+                got = (status, cnt < 0xfffffc00, count() - n)
+                facts[f"{p} CPMU overflow"] = ("handled" if got == (0, True, 1)
+                                               else "pending" if got[:2] == (2, True)
+                                               else str(got))
+                self.r.ok(facts[f"{p} CPMU overflow"] in ("handled", "pending"),
+                          self.t(k, f"{name}: {p}'s CPMU overflows once: with cxl_pmu the "
+                                    "interrupt arrives once and the status is cleared, "
+                                    "without it the status stays"), got)
+                if series:
+                    self.r.eq(facts[f"{p} CPMU overflow"], "handled",
+                              self.t(k, f"{name}: {p}'s overflow reaches cxl_pmu"))
+            self.dmesg_clean(k, g, name)
+
     def doe_irq(self, k, name, project_qemu=True):
         """DOE mailboxes on the MSI-X tables of CXL root ports (project QEMU,
         topology cxl-doe): crp0's on entry 3, crp2's on entry 2 (nothing below
@@ -1438,6 +1487,7 @@ class Suite:
              dict(topology="cxl-project", project_qemu=True)),
             ("cxl-project", self.cxl_project, dict(project_qemu=True)),
             ("doe-irq", self.doe_irq, dict(project_qemu=True)),
+            ("cxl-switch-pmu", self.cxl_switch_pmu, dict(project_qemu=True)),
             ("runtime-pm", self.runtime_pm, dict(cmdline="")),
             ("runtime-pm-pcie_port_pm=off", self.runtime_pm, dict(cmdline="pcie_port_pm=off")),
             ("runtime-pm-pcie_port_pm=force", self.runtime_pm, dict(cmdline="pcie_port_pm=force")),

@@ -24,6 +24,7 @@ SERIES_FEATURES = {
     "cxl-port-pmu",  # cxl/pci_port: Register the CPMUs of CXL Root and Switch Ports
     "doe-irq",      # PCI/DOE: Let the DOE mailboxes of ports interrupt
     "doe-irq-msi",  # PCI/DOE: Interrupt on MSI, and on ports that have no services
+    "cxl-pmu-msg-num-0",  # perf/cxl: Accept a CPMU on Interrupt Message Number 0
 }
 
 
@@ -173,18 +174,34 @@ def _doe_irq(scen, key, v):
     return v
 
 
+def _cxl_pmu_msg_num_0(scen, key, v):
+    """cxl_pmu accepts a CPMU that interrupts on Interrupt Message Number 0:
+    in topology cxl-switch-pmu the switch ports' CPMUs, on MSI vector 0,
+    are registered next to crp0's, and their overflows are handled (base:
+    no driver for port CPMUs, the overflow status stays)."""
+    if scen != "cxl-switch-pmu":
+        return v
+    if key == "port pmus" and isinstance(v, list):
+        return sorted(set(v) | {"cus0", "cds0"})
+    if key in ("cus0 CPMU overflow", "cds0 CPMU overflow") and v == "pending":
+        return "handled"
+    return v
+
+
 def _doe_irq_msi(scen, key, v):
     """The core also sets up the interrupts of a port that has no services
     but a DOE mailbox that can interrupt, and sizes MSI for the mailboxes'
     message numbers: the switch upstream port cus0 (MSI only) interrupts
     on vector 0 in topology cxl-doe.  In cxl-project its mailbox names
     vector 1, which x86 without interrupt remapping does not give: the
-    core enables MSI with one vector (services-cxl-project: one more
-    vector on cus0) and the mailbox is polled, so the switch ports' CPMUs
+    core enables MSI with one vector (services-cxl and
+    services-cxl-project: one more vector on cus0; stock QEMU's mailbox
+    is on vector 1 too) and the mailbox is polled, so the switch ports' CPMUs
     both report the missing vector from the pool."""
     if scen == "doe-irq" and key == "DOE interrupt entries" and isinstance(v, dict):
         return dict(v, cus0=[0])
-    if scen == "services-cxl-project" and key == "0000:0e:00.0" and isinstance(v, dict):
+    if scen in ("services-cxl", "services-cxl-project") and key == "0000:0e:00.0" \
+            and isinstance(v, dict):
         return dict(v, vectors=v["vectors"] + 1)
     if scen == "cxl-project" and key == "cus0 MSI" and isinstance(v, str):
         return "1/2 Enable+"
@@ -210,6 +227,7 @@ RULES = {
     "cxl-port-pmu": _cxl_port_pmu,
     "doe-irq": _doe_irq,
     "doe-irq-msi": _doe_irq_msi,
+    "cxl-pmu-msg-num-0": _cxl_pmu_msg_num_0,
 }
 
 

@@ -118,6 +118,18 @@ def topology_cxl_doe(tmpdir):
     return a
 
 
+def topology_cxl_switch_pmu(tmpdir):
+    """cxl-project with the switch ports' CPMUs on MSI vector 0, the one
+    x86 without interrupt remapping gives: cus0's shared with its CDAT
+    mailbox (doe-msg-num=0), cds0's with its services."""
+    a = topology_cxl_project(tmpdir)
+    i = a.index("cxl-upstream,bus=crp1,id=cus0,cpmu=on")
+    a[i] += ",doe-msg-num=0,cpmu-msg-num=0"
+    i = a.index("cxl-downstream,port=0,bus=cus0,id=cds0,chassis=0,slot=4,cpmu=on")
+    a[i] += ",cpmu-msg-num=0"
+    return a
+
+
 def topology_many(n=64):
     """n empty generic root ports (8 functions in each of n/8 slots)."""
     a = []
@@ -186,6 +198,7 @@ TOPOLOGIES = {
     "cxl": topology_cxl,
     "cxl-project": topology_cxl_project,
     "cxl-doe": topology_cxl_doe,
+    "cxl-switch-pmu": topology_cxl_switch_pmu,
     "many": topology_many,
 }
 
