@@ -13,7 +13,11 @@ For each kernel, on the 'many' topology (64 empty MSI-X root ports):
   - vmlinux text size,
 and, with the project's QEMU, how long after leaving s2idle the kernel notices
 an endpoint pulled out of a hot-plug slot while it slept, and how long the
-resume takes (median of SURPRISE_RUNS runs; tests/host/sleep.py).
+resume takes (median of SURPRISE_RUNS runs; tests/host/sleep.py), and how
+long the CXL core takes to read a switch's CDAT through its DOE mailbox
+(read_cdat_data() called from cxl_switch_port_probe(), kprobe and
+kretprobe; topology cxl-doe, the mailbox on MSI vector 0: polled on base,
+interrupting with the series; median of CDAT_RUNS reads).
 Prints a table and writes bench.json.  Nothing here is asserted.
 """
 import argparse
@@ -29,9 +33,11 @@ from qemu import Guest  # noqa: E402
 from ports import Dump  # noqa: E402
 from qemu import pci_ids  # noqa: E402
 import sleep  # noqa: E402
+import cxl  # noqa: E402
 
 NPORTS = 64
 SURPRISE_RUNS = 5
+CDAT_RUNS = 5
 PROFILED = ["pci_bus_read_config_byte", "pci_bus_read_config_word", "pci_bus_read_config_dword",
             "pci_bus_write_config_byte", "pci_bus_write_config_word",
             "pci_bus_write_config_dword", "pci_alloc_irq_vectors_affinity",
@@ -154,6 +160,56 @@ def surprise(label, image, initrd, logdir, qemu):
             "resume_ms": median(resume)}
 
 
+def cdat(label, image, initrd, logdir, qemu):
+    """Durations of the CXL core's reads of the switch's CDAT (cus0's
+    mailbox), each time the memory device below the switch is bound again,
+    and the DOE interrupts each read took."""
+    ms, irqs, ok = [], [], 0
+    with Guest(image, initrd, "cxl-doe", qemu=qemu, boot_timeout=600,
+               log=os.path.join(logdir, f"bench-{label}-cdat.log")) as g:
+        ids, _ = pci_ids(g.qmp)
+        usp = ids["cus0"]
+        mem = cxl.memdev_below(g, ids["cxl-mem1dev"])
+        g.sh(f"echo 'p:cdat read_cdat_data' > {T}/kprobe_events; "
+             f"echo 'r:cdatr read_cdat_data' >> {T}/kprobe_events; echo > {T}/trace; "
+             f"echo 1 > {T}/events/kprobes/enable")
+        for _ in range(CDAT_RUNS):
+            n = cxl.doe_handlers(g, usp).get(0, 0)
+            g.sh(f"echo bench-rebind > {T}/trace_marker")
+            if not cxl.rebind_memdev(g, mem, usp):
+                break
+            ok += 1
+            irqs.append(cxl.doe_handlers(g, usp).get(0, 0) - n)
+        g.sh(f"echo 0 > {T}/events/kprobes/enable")
+        trace = g.sh(f"cat {T}/trace", timeout=120)
+    # After each marker the switch's cxl port is probed (and its CDAT read)
+    # before the endpoint's, which needs it as its parent: the first read
+    # that completes after a marker is the switch's.  Entry and return are
+    # paired by task.
+    start, first = {}, False
+    for ln in trace.splitlines():
+        if "bench-rebind" in ln:
+            start, first = {}, True
+            continue
+        m = re.search(r"-(\d+)\s+\[\d+\].*?\s(\d+\.\d+): (cdatr?):", ln)
+        if not m:
+            continue
+        pid, t, ev = m.group(1), float(m.group(2)), m.group(3)
+        if ev == "cdat":
+            start[pid] = t
+        elif pid in start:
+            t0 = start.pop(pid)
+            if first:
+                ms.append(round((t - t0) * 1000, 1))
+                first = False
+
+    def median(v):
+        return sorted(v)[len(v) // 2] if v else None
+    return {"kernel": label, "runs": ok, "switch_reads_traced": len(ms),
+            "read_cdat_ms": median(ms), "read_cdat_ms_max": max(ms) if ms else None,
+            "doe_irqs_per_read": median(irqs)}
+
+
 def text_size(image):
     vmlinux = os.path.join(os.path.dirname(image), "..", "..", "..", "vmlinux")
     out = subprocess.run(["size", vmlinux], capture_output=True, text=True).stdout.splitlines()
@@ -188,6 +244,16 @@ def main():
         all_results["s2idle-surprise"] = results
         print(f"\n{'s2idle, endpoint pulled out while asleep':<44}{'base':>14}{'series':>14}")
         for k in ("runs", "noticed_after_wake_ms", "noticed_after_wake_ms_max", "resume_ms"):
+            print(f"{k:<44}{str(results[0].get(k)):>14}{str(results[1].get(k)):>14}")
+        print()
+        results = []
+        for label, img in (("base", a.base), ("series", a.series)):
+            print(f"==> measuring {label}: CDAT reads of a CXL switch", flush=True)
+            results.append(cdat(label, img, a.initrd, a.out, a.qemu))
+        all_results["cdat"] = results
+        print(f"\n{'CXL switch CDAT read (DOE on MSI vector 0)':<44}{'base':>14}{'series':>14}")
+        for k in ("runs", "switch_reads_traced", "read_cdat_ms", "read_cdat_ms_max",
+                  "doe_irqs_per_read"):
             print(f"{k:<44}{str(results[0].get(k)):>14}{str(results[1].get(k)):>14}")
         print()
     with open(os.path.join(a.out, "bench.json"), "w") as f:

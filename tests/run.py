@@ -16,6 +16,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "hos
 from qemu import Guest, GuestError, pci_ids  # noqa: E402
 from ports import Dump, SERVICES  # noqa: E402
 from tap import Reporter  # noqa: E402
+import cxl  # noqa: E402
 import expected  # noqa: E402
 import sleep  # noqa: E402
 import static  # noqa: E402
@@ -636,13 +637,13 @@ class Suite:
                       ("00000007", "80000000", "00000001", "00000003", "00000001", False, False),
                       self.t(k, f"{name}: crp0's DOE answers Discovery (only Discovery), "
                                  "no interrupt while disabled"))
-            doe0 = self.doe_handlers(g, rp).get(3, 0)
+            doe0 = cxl.doe_handlers(g, rp).get(3, 0)
             d = self.doe_discover(g, rp, irq=True)
             pending = bool(self.mmio(g, rp, self.CXL_RP_PBA) & 8)
             if k.series and "doe-irq" in expected.features():
                 # The core's DOE handler on entry 3 takes the interrupt and
                 # clears Interrupt Status (RW1C) before doe-discover reads it
-                self.r.eq((d["status-after"], pending, self.doe_handlers(g, rp).get(3, 0) - doe0),
+                self.r.eq((d["status-after"], pending, cxl.doe_handlers(g, rp).get(3, 0) - doe0),
                           ("00000000", False, 1),
                           self.t(k, f"{name}: with DOE Interrupt Enable, MSI-X entry 3 "
                                      "signals the core's DOE handler once"))
@@ -664,47 +665,17 @@ class Suite:
                 log = g.sh("dmesg")
                 self.r.ok(re.search(rf"{usp}: DOE: \[[0-9a-f]+\] no interrupt for Interrupt "
                                     r"Message Number 1 \(-28\), polling", log)
-                          and not self.doe_handlers(g, usp),
+                          and not cxl.doe_handlers(g, usp),
                           self.t(k, f"{name}: cus0's CDAT mailbox, on MSI vector 1 of 1, is "
                                     "polled, and dmesg says why"),
                           "\n".join(ln for ln in log.splitlines() if "DOE" in ln))
-            cdat = self.cdat_of(g, usp)
+            cdat = cxl.cdat_of(g, usp)
             facts["cus0 CDAT"] = cdat
             self.r.ok(cdat and cdat != "none",
                       self.t(k, f"{name}: the CXL core read cus0's CDAT through its mailbox"),
                       cdat)
             facts["cpmu"] = sorted(have)
             self.dmesg_clean(k, g, name)
-
-    @staticmethod
-    def doe_handlers(g, bdf):
-        """{MSI-X entry or MSI vector: interrupt count} of the "PCIe DOE"
-        handlers on bdf."""
-        out = g.sh(f"grep -E 'PCI-MSIX?-{bdf} .*PCIe DOE' /proc/interrupts || true")
-        got = {}
-        for ln in out.splitlines():
-            f = ln.split()
-            n = 1
-            while n < len(f) and f[n].isdigit():
-                n += 1
-            entry = f[n + 1].split("-")[0] if n + 1 < len(f) else "?"
-            got[int(entry) if entry.isdigit() else entry] = sum(int(x) for x in f[1:n])
-        return got
-
-    @staticmethod
-    def cdat_of(g, bdf):
-        """md5 of the CDAT the CXL core read for the cxl port whose upstream
-        device is bdf, "none" if there is no such port or no CDAT."""
-        out = g.sh(f"for p in /sys/bus/cxl/devices/port*; do "
-                   f"case $(readlink -f $p/uport) in */{bdf}) "
-                   f"test -e $p/CDAT && md5sum < $p/CDAT | cut -d' ' -f1;; esac; done")
-        return out.strip() or "none"
-
-    @staticmethod
-    def memdev_below(g, bdf):
-        out = g.sh(f"for m in /sys/bus/cxl/devices/mem*; do "
-                   f"case $(readlink -f $m) in */{bdf}/*) basename $m;; esac; done")
-        return out.strip()
 
     def cxl_switch_pmu(self, k, name, project_qemu=True):
         """The CPMUs of the CXL switch's ports on MSI vector 0 (topology
@@ -772,7 +743,7 @@ class Suite:
             ids, _ = pci_ids(g.qmp)
             facts = k.facts.setdefault(name, {})
             ports = ("crp0", "crp2", "crp3", "cus0")
-            got = {p: self.doe_handlers(g, ids[p]) for p in ports}
+            got = {p: cxl.doe_handlers(g, ids[p]) for p in ports}
             facts["DOE interrupt entries"] = {p: sorted(got[p]) for p in ports}
             if k.series:
                 self.r.ok(all(n >= 1 for p in ports for n in got[p].values()),
@@ -794,25 +765,17 @@ class Suite:
             # CDAT through cus0's mailbox, read again each time the memory
             # device below the switch is bound and its cxl port comes back
             usp = ids["cus0"]
-            facts["cus0 CDAT"] = cdat = self.cdat_of(g, usp)
+            facts["cus0 CDAT"] = cdat = cxl.cdat_of(g, usp)
             self.r.ok(cdat != "none",
                       self.t(k, f"{name}: the CXL core read cus0's CDAT through its mailbox"))
-            mem = self.memdev_below(g, ids["cxl-mem1dev"])
-            boot = self.doe_handlers(g, usp).get(0, 0)
+            mem = cxl.memdev_below(g, ids["cxl-mem1dev"])
+            boot = cxl.doe_handlers(g, usp).get(0, 0)
             reads, moved = [], []
-            has_cdat = (f"for p in /sys/bus/cxl/devices/port*; do "
-                        f"case $(readlink -f $p/uport) in */{usp}) test -e $p/CDAT && exit 0;; "
-                        f"esac; done; exit 1")
             for _ in range(3):
-                n = self.doe_handlers(g, usp).get(0, 0)
-                # the switch's cxl port goes with its last endpoint, and
-                # comes back (probed asynchronously) with the next
-                g.sh(f"echo {mem} > /sys/bus/cxl/drivers/cxl_mem/unbind")
-                g.wait_for(f"! ( {has_cdat} )", timeout=20)
-                g.sh(f"echo {mem} > /sys/bus/cxl/drivers/cxl_mem/bind")
-                g.wait_for(has_cdat, timeout=20)
-                reads.append(self.cdat_of(g, usp) == cdat)
-                moved.append(self.doe_handlers(g, usp).get(0, 0) - n)
+                n = cxl.doe_handlers(g, usp).get(0, 0)
+                back = cxl.rebind_memdev(g, mem, usp)
+                reads.append(back and cxl.cdat_of(g, usp) == cdat)
+                moved.append(cxl.doe_handlers(g, usp).get(0, 0) - n)
             facts["cus0 CDAT read again on 3 binds of the memdev"] = reads
             if k.series and "doe-irq-msi" in expected.features():
                 # boot: the checking Discovery exchange, then the CDAT read
@@ -824,9 +787,9 @@ class Suite:
                 self.r.eq(moved, [0, 0, 0],
                           self.t(k, f"{name}: cus0's mailbox is polled (no DOE interrupt)"))
             if k.series:
-                before = self.doe_handlers(g, ids["crp0"]).get(3, 0)
+                before = cxl.doe_handlers(g, ids["crp0"]).get(3, 0)
                 self.doe_discover(g, ids["crp0"], irq=True)
-                after = self.doe_handlers(g, ids["crp0"]).get(3, 0)
+                after = cxl.doe_handlers(g, ids["crp0"]).get(3, 0)
                 self.r.eq(after - before, 1,
                           self.t(k, f"{name}: an exchange with DOE Interrupt Enable raises "
                                     "crp0's DOE interrupt once"))
@@ -835,7 +798,7 @@ class Suite:
             for _ in range(3):
                 g.sh(f"echo 1 > /sys/bus/pci/devices/{rp2}/remove; echo 1 > /sys/bus/pci/rescan")
                 g.wait_for(f"test -e /sys/bus/pci/devices/{rp2}", timeout=10)
-                h = self.doe_handlers(g, rp2)
+                h = cxl.doe_handlers(g, rp2)
                 res.append((sorted(h), all(n >= 1 for n in h.values())))
             facts["crp2 DOE interrupt after rescans"] = res
             irqs1 = g.sh("ls /sys/kernel/debug/irq/irqs | wc -l").strip()
