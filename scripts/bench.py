@@ -237,25 +237,23 @@ def main():
         all_results[topology] = results
         report(topology, results)
     if a.qemu:
-        results = []
-        for label, img in (("base", a.base), ("series", a.series)):
-            print(f"==> measuring {label}: endpoint pulled out during s2idle", flush=True)
-            results.append(surprise(label, img, a.initrd, a.out, a.qemu))
-        all_results["s2idle-surprise"] = results
-        print(f"\n{'s2idle, endpoint pulled out while asleep':<44}{'base':>14}{'series':>14}")
-        for k in ("runs", "noticed_after_wake_ms", "noticed_after_wake_ms_max", "resume_ms"):
-            print(f"{k:<44}{str(results[0].get(k)):>14}{str(results[1].get(k)):>14}")
-        print()
-        results = []
-        for label, img in (("base", a.base), ("series", a.series)):
-            print(f"==> measuring {label}: CDAT reads of a CXL switch", flush=True)
-            results.append(cdat(label, img, a.initrd, a.out, a.qemu))
-        all_results["cdat"] = results
-        print(f"\n{'CXL switch CDAT read (DOE on MSI vector 0)':<44}{'base':>14}{'series':>14}")
-        for k in ("runs", "switch_reads_traced", "read_cdat_ms", "read_cdat_ms_max",
-                  "doe_irqs_per_read"):
-            print(f"{k:<44}{str(results[0].get(k)):>14}{str(results[1].get(k)):>14}")
-        print()
+        tables = [("s2idle-surprise", "endpoint pulled out during s2idle", surprise,
+                   "s2idle, endpoint pulled out while asleep",
+                   ("runs", "noticed_after_wake_ms", "noticed_after_wake_ms_max", "resume_ms")),
+                  ("cdat", "CDAT reads of a CXL switch", cdat,
+                   "CXL switch CDAT read (DOE on MSI vector 0)",
+                   ("runs", "switch_reads_traced", "read_cdat_ms", "read_cdat_ms_max",
+                    "doe_irqs_per_read"))]
+        for key, what, fn, title, keys in tables:
+            results = []
+            for label, img in (("base", a.base), ("series", a.series)):
+                print(f"==> measuring {label}: {what}", flush=True)
+                results.append(fn(label, img, a.initrd, a.out, a.qemu))
+            all_results[key] = results
+            print(f"\n{title:<44}{'base':>14}{'series':>14}")
+            for k in keys:
+                print(f"{k:<44}{str(results[0].get(k)):>14}{str(results[1].get(k)):>14}")
+            print()
     with open(os.path.join(a.out, "bench.json"), "w") as f:
         json.dump(all_results, f, indent=2)
     print(f"(wall-clock times are from TCG and only comparable within one run)\n"

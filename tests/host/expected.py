@@ -24,7 +24,7 @@ SERIES_FEATURES = {
     "cxl-port-pmu",  # cxl/pci_port: Register the CPMUs of CXL Root and Switch Ports
     "doe-irq",      # PCI/DOE: Let the DOE mailboxes of ports interrupt
     "doe-irq-msi",  # PCI/DOE: Interrupt on MSI, and on ports that have no services
-    "cxl-pmu-msg-num-0",  # perf/cxl: Accept a CPMU on Interrupt Message Number 0
+    "cxl-pmu-msg-num-0",  # perf/cxl: Accept a CPMU that interrupts on Interrupt Message Number 0
 }
 
 
@@ -195,8 +195,8 @@ def _doe_irq_msi(scen, key, v):
     on vector 0 in topology cxl-doe.  In cxl-project its mailbox names
     vector 1, which x86 without interrupt remapping does not give: the
     core enables MSI with one vector (services-cxl and
-    services-cxl-project: one more vector on cus0; stock QEMU's mailbox
-    is on vector 1 too) and the mailbox is polled, so the switch ports' CPMUs
+    services-cxl-project: one more vector on cus0; stock QEMU's mailbox is
+    on vector 1 too) and the mailbox is polled, so the switch ports' CPMUs
     both report the missing vector from the pool."""
     if scen == "doe-irq" and key == "DOE interrupt entries" and isinstance(v, dict):
         return dict(v, cus0=[0])
