@@ -4,7 +4,9 @@ coccicheck on the touched directories, and (each_patch) every patch building
 on its own."""
 import os
 import re
+import shutil
 import subprocess
+from collections import Counter
 
 TOP = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BUILD = os.environ.get("BUILD", os.path.join(TOP, "build"))
@@ -47,12 +49,31 @@ def kmake(src, *targets, extra=()):
 
 
 def norm_warnings(text):
-    """Warning lines, without line/column numbers (they shift with edits)."""
-    out = set()
+    """Warning lines as a multiset, without line/column numbers (they shift
+    with edits): a new warning identical in text to an existing one in the
+    same file still counts once more."""
+    out = Counter()
     for line in text.splitlines():
         if re.search(r"(warning|error):", line):
-            out.add(re.sub(r":\d+(:\d+)?:", ":", line.replace("../", "")))
+            out[re.sub(r":\d+(:\d+)?:", ":", line.replace("../", ""))] += 1
     return out
+
+
+def tool_missing(*tools):
+    """The tools of `tools` that are not there to run (not on PATH, or not
+    executable): a check that needs one of them must fail, not pass."""
+    out = []
+    for t in tools:
+        if os.path.isabs(t):
+            if not (os.path.isfile(t) and os.access(t, os.X_OK)):
+                out.append(t)
+        elif shutil.which(t, path=ENV["PATH"]) is None:
+            out.append(t)
+    return out
+
+
+def configured(src, flavour="guest"):
+    return os.path.exists(os.path.join(src, f".obj-{flavour}", ".config"))
 
 
 def includer(f, tree=TREE):
@@ -79,15 +100,46 @@ def added_files():
     return git("diff", "--name-only", "--diff-filter=A", "base..HEAD").split()
 
 
+class BuildFailed(Exception):
+    pass
+
+
 def warnings_for(src, files, checker):
-    """Compile `files` in `src` with W=1 (and sparse with checker=True)."""
+    """Compile `files` in `src` with W=1 (and sparse with checker=True) and
+    return their warnings.  The objects are removed first, so that every one
+    of them is really compiled (a second run would otherwise have nothing to
+    do and print nothing); make must succeed and must have compiled (and,
+    with sparse, checked) each of them, or BuildFailed says why."""
     objs = [f[:-2] + ".o" for f in files if os.path.exists(os.path.join(src, f))]
     if not objs:
-        return set()
+        return Counter()
+    if not configured(src):
+        raise BuildFailed(f"{src}/.obj-guest is not configured: run 'make kernels' first")
+    for o in objs:
+        try:
+            os.remove(os.path.join(src, ".obj-guest", o))
+        except FileNotFoundError:
+            pass
     extra = ["W=1"] + (["C=2"] if checker else [])
-    # Make sure the tree is configured and its headers generated.
     rc, out = kmake(src, *objs, extra=extra)
+    if rc:
+        raise BuildFailed(f"make {' '.join(extra)} in {src} failed (exit {rc}):\n"
+                          + "\n".join(out.splitlines()[-30:]))
+    for o in objs:
+        for step in ("CC", "CHECK") if checker else ("CC",):
+            if not re.search(rf"^\s*{step}\s+(\.\./)?{re.escape(o[:-2])}\.[oc]$", out, re.M):
+                raise BuildFailed(f"make in {src} did not {step} {o}:\n"
+                                  + "\n".join(out.splitlines()[-30:]))
     return norm_warnings(out)
+
+
+def new_warnings(files, checker):
+    """(ok, text): the warnings the series' tree has beyond base's."""
+    try:
+        new = warnings_for(TREE, files, checker) - warnings_for(BASE_TREE, files, checker)
+    except BuildFailed as e:
+        return False, str(e)
+    return not new, "\n".join(f"{n}x {w}" for w, n in sorted(new.items()))
 
 
 QEMU_TREE = os.path.join(BUILD, "qemu")
@@ -206,16 +258,31 @@ def run(r, each_patch=False):
             r.skip(f"static: {what}", "the series (patches/series) is empty")
         return
     checkpatch = os.path.join(TREE, "scripts", "checkpatch.pl")
+    # The tools every check below needs: one that is missing fails here, and
+    # the checks that need it fail too rather than pass on empty output.
+    tools = {"checkpatch": checkpatch, "sparse": "sparse", "spatch (coccinelle)": "spatch",
+             "gcc": "gcc", "make": "make"}
+    missing = {name for name, t in tools.items() if tool_missing(t)}
+    for name, t in tools.items():
+        r.ok(name not in missing, f"static: {name} is there to run",
+             f"{t} not found or not executable: run 'make deps' (apt-get install sparse "
+             "coccinelle), or 'make tree' for checkpatch")
+    for tree in (BASE_TREE, TREE):
+        r.ok(configured(tree), f"static: {os.path.basename(tree)}/.obj-guest is configured",
+             "run 'make kernels' first")
     # Every patch that adds a file also adds it to MAINTAINERS (PCI EXPRESS
     # PORT SERVICES), so no such message is ignored.  The one message
     # ignored is UNKNOWN_COMMIT_ID: the tree is Debian's source tarball,
     # without upstream history, so checkpatch cannot look up the commit a
     # Fixes: tag names; check_fixes_tags() checks those instead.
     for p in patches:
+        name = f"static: checkpatch --strict {os.path.basename(p)}"
+        if "checkpatch" in missing:
+            r.ok(False, name, f"{checkpatch} is missing")
+            continue
         rc, out = sh([checkpatch, "--strict", "--terse", "--no-summary",
                       "--ignore", "UNKNOWN_COMMIT_ID", p], cwd=TREE)
-        r.ok(rc == 0 and not out.strip(), f"static: checkpatch --strict {os.path.basename(p)}",
-             out)
+        r.ok(rc == 0 and not out.strip(), name, out)
     check_fixes_tags(r, patches)
     for f in added_files():
         rc, out = sh([os.path.join(TREE, "scripts", "get_maintainer.pl"), "--no-git",
@@ -224,20 +291,33 @@ def run(r, each_patch=False):
              f"static: MAINTAINERS covers the added file {f}", out)
     files = touched_c_files()
     for checker, what in ((False, "W=1"), (True, "sparse (C=2) and W=1")):
-        new = warnings_for(TREE, files, checker) - warnings_for(BASE_TREE, files, checker)
-        r.ok(not new, f"static: {what}: no new warnings in {len(files)} touched C files",
-             "\n".join(sorted(new)))
+        name = f"static: {what}: no new warnings in {len(files)} touched C files"
+        if checker and "sparse" in missing:
+            r.ok(False, name, "sparse is missing")
+            continue
+        ok, text = new_warnings(files, checker)
+        r.ok(ok and len(files) > 0, name, text or "no touched C files")
+    # coccicheck's M= covers a directory with everything below it
     dirs = sorted({os.path.dirname(f) for f in files})
+    dirs = [d for d in dirs if not any(d.startswith(o + "/") for o in dirs)]
     for d in dirs:
-        outs = []
+        name = f"static: coccicheck {d}: no new reports"
+        if "spatch (coccinelle)" in missing:
+            r.ok(False, name, "spatch is missing")
+            continue
+        outs, failed = [], None
         for src in (BASE_TREE, TREE):
             rc, out = sh(["make", "-C", src, "O=.obj-guest", "coccicheck", "MODE=report",
                           f"M={d}", f"J={JOBS}"], timeout=3600)
-            outs.append({ln.replace("../", "") for ln in out.splitlines()
-                         if re.match(r"\S+\.[ch]:\d+", ln.replace("../", ""))})
-        new = {re.sub(r":\d+(:\d+)?", "", x) for x in outs[1]} - \
-              {re.sub(r":\d+(:\d+)?", "", x) for x in outs[0]}
-        r.ok(not new, f"static: coccicheck {d}: no new reports", "\n".join(sorted(new)))
+            if rc:
+                failed = f"coccicheck in {src} failed (exit {rc}):\n" + \
+                    "\n".join(out.splitlines()[-20:])
+            outs.append(Counter(re.sub(r":\d+(:\d+)?", "", ln.replace("../", ""))
+                                for ln in out.splitlines()
+                                if re.match(r"\S+\.[ch]:\d+", ln.replace("../", ""))))
+        new = outs[1] - outs[0]
+        r.ok(failed is None and not new, name,
+             failed or "\n".join(f"{n}x {x}" for x, n in sorted(new.items())))
     if each_patch:
         check_each_patch(r)
 
@@ -259,10 +339,13 @@ def check_each_patch(r):
         # An included test file is checked through the file including it
         files = sorted({inc for f in files for inc in [includer(f, wt) or f]})
         objs = [f[:-2] + ".o" for f in files]
-        w = set()
+        w, why = Counter(), ""
         if rc == 0 and objs:
-            rc2, out2 = kmake(wt, *objs, extra=["W=1", "C=2"])
-            w = norm_warnings(out2) - warnings_for(BASE_TREE, files, True)
+            try:
+                w = warnings_for(wt, files, True) - warnings_for(BASE_TREE, files, True)
+            except BuildFailed as e:
+                why = str(e)
         r.ok(rc == 0, f"static: builds at '{subj}'", "\n".join(out.splitlines()[-30:]))
-        r.ok(not w, f"static: W=1/sparse clean at '{subj}' ({len(objs)} objects)",
-             "\n".join(sorted(w)))
+        r.ok(rc == 0 and not why and not w,
+             f"static: W=1/sparse clean at '{subj}' ({len(objs)} objects)",
+             why or "\n".join(f"{n}x {x}" for x, n in sorted(w.items())))
