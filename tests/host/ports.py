@@ -3,6 +3,9 @@ each port, in which interrupt mode, and which ones the capabilities, _OSC and
 the kernel command line permit (the rules of drivers/pci/pcie/portdrv.c in
 Linux 6.12, which the series must keep)."""
 import re
+from collections import Counter
+
+import emulator
 
 # PCIe capability (PCI_EXP_*) and extended capability offsets/bits.
 CAP_EXP, ECAP_AER, ECAP_DPC = 0x10, 0x0001, 0x001D
@@ -62,6 +65,7 @@ class Port:
         self.service_devices = 0
         self.pci_children = 0
         self.cfgbytes = bytearray()
+        self.lnkctl_writable = False
 
     def finish(self):
         self.cfg = Config(bytes(self.cfgbytes))
@@ -109,19 +113,28 @@ class Port:
 
     def hw_enabled(self, svc):
         """Is the service's interrupt enabled in the port's registers?  None
-        where that cannot be read back: QEMU 7.2 hard-wires Root Control's
-        PME Interrupt Enable to 0 (it is not in the register's wmask), so on
-        QEMU PME is judged by its interrupt handler alone; likewise Link
-        Control's bandwidth interrupt enables, which stock QEMU 7.2 does not
-        let software set although it advertises Link Bandwidth Notification
-        (the project's QEMU does)."""
+        where the platform makes that unreadable: QEMU 7.2 hard-wires Root
+        Control's PME Interrupt Enable to 0 (it is not in the register's
+        wmask), so PME is judged by its interrupt handler alone; likewise
+        Link Control's bandwidth interrupt enables, which stock QEMU 7.2
+        does not let software set although it advertises Link Bandwidth
+        Notification.  The project's QEMU makes them writable on every port
+        with LBNC (qemu/patches 0007), and there a clear bit is False."""
+        if svc == "bw":
+            if self.lnkctl & 0xC00:
+                return True
+            return False if self.lnkctl_writable and self.lbnc else None
         return {
             "aer": bool(self.rootcmd & 0x7),
             "pme": True if self.rtctl & 0x8 else None,
             "hp": bool(self.sltctl & 0x20),
             "dpc": bool(self.dpcctl & 0x8),
-            "bw": True if self.lnkctl & 0xC00 else None,
         }[svc]
+
+    def bw_capable(self):
+        """Bandwidth notification is for Root and Downstream Ports whose
+        link has LBNC and more than one speed (config space alone)."""
+        return self.lbnc and self.multi_speed and self.type in ("rp", "dsp")
 
     def irq_mode(self, handlers=True):
         """Interrupt mode of the port's services ("none" without any)."""
@@ -135,8 +148,19 @@ class Port:
         return "intx" if self.irq else "none"
 
 
+# The line each service prints with its interrupt when it starts, where it
+# prints one (the same on base and series): evidence, per device, of a
+# service whose enable bit the platform does not let us read.
+ANNOUNCE = {"pme": "PME: Signaling with IRQ", "aer": "AER: enabled with IRQ",
+            "dpc": "DPC: enabled with IRQ"}
+
+
 class Dump:
-    def __init__(self, text):
+    def __init__(self, text, dmesg="", lnkctl_writable=False):
+        """`dmesg` is the guest's kernel log (for the services' own lines);
+        `lnkctl_writable` says the emulator lets software set the Link
+        Control bandwidth interrupt enables (the project's QEMU)."""
+        self.dmesg = dmesg
         self.cmdline = ""
         self.bios_year = 0
         self.osc = []           # (acpi device, text)
@@ -198,6 +222,8 @@ class Dump:
                 complete = True
         if port:
             port.finish()
+        for p in self.ports:
+            p.lnkctl_writable = lnkctl_writable
         if not complete:
             raise ValueError("portdump output is truncated")
 
@@ -215,22 +241,71 @@ class Dump:
     def port_irqs(self, p):
         return sorted(p.msi) if p.msi else ([p.irq] if p.irq else [])
 
+    def intx_sharers(self, p):
+        """The ports whose services use INTx line p.irq (p among them)."""
+        return [q for q in self.ports if not q.msi and q.irq == p.irq]
+
+    def announced(self, q, svc):
+        """Did the service print its start line with q's INTx line?"""
+        what = ANNOUNCE.get(svc)
+        return what is not None and re.search(
+            rf"{re.escape(q.bdf)}: {what} {q.irq}$", self.dmesg, re.M) is not None
+
+    def claims(self, q, svc):
+        """Does port q claim to run `svc` on its INTx line?  Its enable bit
+        where the platform lets it be read; else the service's own start
+        line (PME); else, for bandwidth notification, whether config space
+        makes the port capable of it."""
+        hw = q.hw_enabled(svc)
+        if hw is not None:
+            return hw
+        if svc == "bw":
+            return q.bw_capable()
+        return self.announced(q, svc)
+
     def handlers(self, p):
+        """The services whose interrupt handler is installed for port p.
+        MSI and MSI-X vectors are the port's own.  An INTx line is shared
+        (with other ports among others), and /proc/interrupts names the
+        actions on a line, not whose they are: a service is credited to a
+        port on a shared line only when the line carries exactly as many of
+        its handlers as the ports sharing it claim (claims()); with fewer,
+        no claimant is credited, so a port that lost its own handler fails
+        even when a neighbour has one; with more, every sharer is, so an
+        unclaimed handler shows as one too many."""
+        if p.msi:
+            found = set()
+            for irq in sorted(p.msi):
+                for name in self.interrupts.get(irq, []):
+                    if name in HANDLERS:
+                        found.add(HANDLERS[name])
+            return found
+        if not p.irq:
+            return set()
+        count = Counter(HANDLERS[n] for n in self.interrupts.get(p.irq, []) if n in HANDLERS)
+        sharers = self.intx_sharers(p)
         found = set()
-        for irq in self.port_irqs(p):
-            for name in self.interrupts.get(irq, []):
-                if name in HANDLERS:
-                    found.add(HANDLERS[name])
+        for svc in SERVICES:
+            claimants = [q for q in sharers if self.claims(q, svc)]
+            if count[svc] > len(claimants):
+                found.add(svc)
+            elif count[svc] and count[svc] == len(claimants) and p in claimants:
+                found.add(svc)
         return found
 
     def osc_controls(self, p):
-        """Set of features the port's host bridge granted through _OSC."""
-        fw = self.hostbridges.get(p.hostbridge, "")
+        """The service controls the platform grants the port's host bridge
+        through _OSC (emulator.py), for this boot's command line."""
+        return emulator.osc_granted(self.hostbridges.get(p.hostbridge, ""), self.cmdline)
+
+    def osc_reported(self, fw):
+        """The service controls the kernel says it got from host bridge
+        `fw` ("OS now controls [...]"), None without such a line."""
         for dev, text in self.osc:
             if dev == fw and text.startswith("OS now controls"):
                 m = re.search(r"\[(.*?)\]", text)
-                return set(m.group(1).split()) if m else set()
-        return set()
+                return (set(m.group(1).split()) if m else set()) & emulator.SERVICE_CONTROLS
+        return None
 
     def params(self):
         args = self.cmdline.split()
