@@ -57,7 +57,8 @@ run: kernel-series initramfs $(if $(filter $(PROJECT_TOPOLOGIES),$(TOPOLOGY)),qe
 check: kernels initramfs qemu
 	@mkdir -p $(LOGDIR)
 	@$(PY) tests/run.py --base $(BASE_IMG) --series $(SERIES_IMG) --initrd $(INITRD) \
-		--qemu $(QEMU_BIN) --logdir $(LOGDIR) --static $(if $(ONLY),--only $(ONLY))
+		--qemu $(QEMU_BIN) --logdir $(LOGDIR) --static $(if $(ONLY),--only $(ONLY)) \
+		$(if $(WRITE_MANIFEST),--write-manifest)
 
 # Only the series kernel's scenarios (for quick iteration).
 check-quick: kernel-series initramfs qemu
