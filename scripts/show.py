@@ -26,7 +26,8 @@ def main():
             byaddr = {v: k for k, v in ids.items()}
             print(g.sh("uname -r; cat /proc/cmdline"))
             print(g.sh("dmesg | grep '_OSC: OS now controls' || echo '(no _OSC control granted)'"))
-            d = Dump(g.sh("portdump"))
+            d = Dump(g.sh("portdump"), dmesg=g.sh("dmesg"),
+                     lnkctl_writable=bool(os.environ.get("QEMU")))  # the project's QEMU
             hdr = f"{'port':<14}{'qemu id':<9}{'type':<6}{'driver':<10}{'irq':<7}{'vec':>4}  services"
             print(hdr)
             print("-" * (len(hdr) + 20))
