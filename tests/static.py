@@ -274,16 +274,25 @@ def run(r, each_patch=False):
     # PORT SERVICES), so no such message is ignored.  The one message
     # ignored is UNKNOWN_COMMIT_ID: the tree is Debian's source tarball,
     # without upstream history, so checkpatch cannot look up the commit a
-    # Fixes: tag names; check_fixes_tags() checks those instead.
+    # Fixes: tag names; check_fixes_tags() checks those instead.  The
+    # committed patches carry no Signed-off-by (the DCO needs the real
+    # submitter's, added when the series is exported for posting), so
+    # MISSING_SIGN_OFF is ignored too; check_no_invented_signoff() fails
+    # any sign-off that is committed.
     for p in patches:
         name = f"static: checkpatch --strict {os.path.basename(p)}"
         if "checkpatch" in missing:
             r.ok(False, name, f"{checkpatch} is missing")
             continue
         rc, out = sh([checkpatch, "--strict", "--terse", "--no-summary",
-                      "--ignore", "UNKNOWN_COMMIT_ID", p], cwd=TREE)
+                      "--ignore", "UNKNOWN_COMMIT_ID,MISSING_SIGN_OFF", p], cwd=TREE)
         r.ok(rc == 0 and not out.strip(), name, out)
     check_fixes_tags(r, patches)
+    signed = [os.path.basename(p) for p in patches
+              if re.search(r"^Signed-off-by:", open(p, errors="replace").read().split(
+                  "\n---\n", 1)[0], re.M)]
+    r.ok(not signed, "static: the committed patches carry no Signed-off-by (the submitter "
+                     "adds theirs when posting)", "\n".join(signed))
     for f in added_files():
         rc, out = sh([os.path.join(TREE, "scripts", "get_maintainer.pl"), "--no-git",
                       "--no-git-fallback", "-f", f], cwd=TREE)
