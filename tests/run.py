@@ -1569,9 +1569,10 @@ class Suite:
         # its scenarios are one skip each
         if self.counts and not self.args.debug and self.args.qemu:
             self.check_manifest()
-        self.r.note("checks per scenario (base/series): " + ", ".join(
-            f"{n} {c.get('base', '-')}/{c.get('series', '-')}"
-            for n, c in self.counts.items()))
+        if self.counts:
+            self.r.note("checks per scenario (base/series): " + ", ".join(
+                f"{n} {c.get('base', '-')}/{c.get('series', '-')}"
+                for n, c in self.counts.items()))
         return self.r.finish()
 
     def differential(self, base, series):
