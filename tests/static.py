@@ -244,14 +244,25 @@ def check_distro_config(r):
          f"static: {what}", f"base:   {base}\nseries: {series}\nwant:   {want}")
 
 
-def run(r, each_patch=False):
+# The parts of the static checks, for running some of them alone (the
+# mutant run, tests/mutants.py): the tools' presence is checked whatever
+# the selection.
+PARTS = ("qemu", "distro", "checkpatch", "build", "cocci")
+
+
+def run(r, each_patch=False, parts=PARTS):
+    unknown = set(parts) - set(PARTS)
+    if unknown:
+        raise ValueError(f"unknown static parts {sorted(unknown)} (known: {', '.join(PARTS)})")
     patches = series_patches()
-    r.note("--- static checks")
-    check_qemu_patches(r)
-    try:
-        check_distro_config(r)
-    except Exception as e:  # a broken tree must show as a failure
-        r.ok(False, "static: Debian's 6.12 config through olddefconfig", e)
+    r.note("--- static checks" + ("" if set(parts) == set(PARTS) else f" ({', '.join(parts)})"))
+    if "qemu" in parts:
+        check_qemu_patches(r)
+    if "distro" in parts:
+        try:
+            check_distro_config(r)
+        except Exception as e:  # a broken tree must show as a failure
+            r.ok(False, "static: Debian's 6.12 config through olddefconfig", e)
     if not patches:
         for what in ("checkpatch --strict", "W=1 and sparse on touched files",
                      "coccicheck on touched directories", "every patch builds"):
@@ -270,15 +281,28 @@ def run(r, each_patch=False):
     for tree in (BASE_TREE, TREE):
         r.ok(configured(tree), f"static: {os.path.basename(tree)}/.obj-guest is configured",
              "run 'make kernels' first")
-    # Every patch that adds a file also adds it to MAINTAINERS (PCI EXPRESS
-    # PORT SERVICES), so no such message is ignored.  The one message
-    # ignored is UNKNOWN_COMMIT_ID: the tree is Debian's source tarball,
-    # without upstream history, so checkpatch cannot look up the commit a
-    # Fixes: tag names; check_fixes_tags() checks those instead.  The
-    # committed patches carry no Signed-off-by (the DCO needs the real
-    # submitter's, added when the series is exported for posting), so
-    # MISSING_SIGN_OFF is ignored too; check_no_invented_signoff() fails
-    # any sign-off that is committed.
+    if "checkpatch" in parts:
+        check_checkpatch(r, patches, checkpatch, missing)
+        check_patch_trailers(r, patches)
+    if "build" in parts:
+        check_build(r, missing)
+    if "cocci" in parts:
+        check_cocci(r, missing)
+    if each_patch:
+        check_each_patch(r)
+
+
+def check_checkpatch(r, patches, checkpatch, missing):
+    """checkpatch --strict on every patch of the series.
+
+    Every patch that adds a file also adds it to MAINTAINERS (PCI EXPRESS
+    PORT SERVICES), so no such message is ignored.  UNKNOWN_COMMIT_ID is:
+    the tree is Debian's source tarball, without upstream history, so
+    checkpatch cannot look up the commit a Fixes: tag names;
+    check_fixes_tags() checks those instead.  The committed patches carry
+    no Signed-off-by (the DCO needs the real submitter's, added when the
+    series is exported for posting), so MISSING_SIGN_OFF is ignored too;
+    check_patch_trailers() fails any sign-off that is committed."""
     for p in patches:
         name = f"static: checkpatch --strict {os.path.basename(p)}"
         if "checkpatch" in missing:
@@ -287,6 +311,10 @@ def run(r, each_patch=False):
         rc, out = sh([checkpatch, "--strict", "--terse", "--no-summary",
                       "--ignore", "UNKNOWN_COMMIT_ID,MISSING_SIGN_OFF", p], cwd=TREE)
         r.ok(rc == 0 and not out.strip(), name, out)
+
+
+def check_patch_trailers(r, patches):
+    """Fixes: tags, no committed sign-off, MAINTAINERS for added files."""
     check_fixes_tags(r, patches)
     signed = [os.path.basename(p) for p in patches
               if re.search(r"^Signed-off-by:", open(p, errors="replace").read().split(
@@ -298,6 +326,11 @@ def run(r, each_patch=False):
                       "--no-git-fallback", "-f", f], cwd=TREE)
         r.ok(rc == 0 and re.search(r"\((maintainer|supporter|odd fixer):", out) is not None,
              f"static: MAINTAINERS covers the added file {f}", out)
+
+
+def check_build(r, missing):
+    """W=1, and sparse with W=1, on the C files the series touches: no
+    warning that base does not have."""
     files = touched_c_files()
     for checker, what in ((False, "W=1"), (True, "sparse (C=2) and W=1")):
         name = f"static: {what}: no new warnings in {len(files)} touched C files"
@@ -306,6 +339,11 @@ def run(r, each_patch=False):
             continue
         ok, text = new_warnings(files, checker)
         r.ok(ok and len(files) > 0, name, text or "no touched C files")
+
+
+def check_cocci(r, missing):
+    """coccicheck on the directories the series touches: no new reports."""
+    files = touched_c_files()
     # coccicheck's M= covers a directory with everything below it
     dirs = sorted({os.path.dirname(f) for f in files})
     dirs = [d for d in dirs if not any(d.startswith(o + "/") for o in dirs)]
@@ -327,8 +365,6 @@ def run(r, each_patch=False):
         new = outs[1] - outs[0]
         r.ok(failed is None and not new, name,
              failed or "\n".join(f"{n}x {x}" for x, n in sorted(new.items())))
-    if each_patch:
-        check_each_patch(r)
 
 
 def check_each_patch(r):
