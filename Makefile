@@ -14,10 +14,10 @@ INITRD     = $(BUILD)/initramfs.cpio.gz
 QEMU_BIN   = $(BUILD)/qemu-build/qemu-system-x86_64
 
 .PHONY: help deps tree export kernels kernel-base kernel-series initramfs qemu qemu-export run check \
-	check-quick check-static check-series check-debug bench clean
+	check-quick check-static check-series check-debug check-mutants bench clean
 
 help:
-	@sed -n 's/^#   make/  make/p' Makefile; echo "  (also: deps tree export kernels check-series check-debug bench)"
+	@sed -n 's/^#   make/  make/p' Makefile; echo "  (also: deps tree export kernels check-series check-debug check-mutants bench)"
 
 deps:
 	@bash scripts/deps.sh
@@ -81,6 +81,12 @@ check-debug: tree initramfs qemu
 	@$(PY) tests/run.py --base $(BUILD)/linux-base/.obj-debug/arch/x86/boot/bzImage \
 		--series $(BUILD)/linux/.obj-debug/arch/x86/boot/bzImage --initrd $(INITRD) \
 		--qemu $(QEMU_BIN) --logdir $(LOGDIR)/debug --debug $(if $(ONLY),--only $(ONLY))
+
+# Deliberately broken variants (one-line kernel bugs, missing tools): each
+# must make the suite fail in the check meant to catch it.  Not part of CI.
+check-mutants: kernel-series initramfs qemu
+	@$(PY) tests/mutants.py --initrd $(INITRD) --qemu $(QEMU_BIN) --logdir $(LOGDIR)/mutants \
+		$(if $(ONLY),--only $(ONLY))
 
 bench: kernels initramfs qemu
 	@$(PY) scripts/bench.py --base $(BASE_IMG) --series $(SERIES_IMG) --initrd $(INITRD) \

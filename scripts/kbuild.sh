@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
-# kbuild.sh base|series [guest|debug]: configure and build a guest kernel
-# out of tree with ccache.  base = tag `base` (a worktree in build/linux-base),
-# series = build/linux HEAD.  Prints the path of the bzImage on stdout.
+# kbuild.sh base|series|mutant [guest|debug]: configure and build a guest
+# kernel out of tree with ccache.  base = tag `base` (a worktree in
+# build/linux-base), series = build/linux HEAD, mutant = the worktree
+# build/linux-mutant that tests/mutants.py sets up (the series with one
+# deliberate bug).  Prints the path of the bzImage on stdout.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
-which=${1:?usage: kbuild.sh base|series [guest|debug]}
+which=${1:?usage: kbuild.sh base|series|mutant [guest|debug]}
 flavour=${2:-guest}
 
 git -C "$TREE" rev-parse -q --verify 'base^{commit}' >/dev/null 2>&1 ||
@@ -23,7 +25,11 @@ base)
 		git -C "$src" checkout -q --detach base
 	;;
 series) src=$TREE ;;
-*) die "unknown tree '$which' (base or series)" ;;
+mutant)
+	src=$BUILD/linux-mutant
+	[ -e "$src/.git" ] || die "no mutant worktree in $src: 'make check-mutants' sets it up"
+	;;
+*) die "unknown tree '$which' (base, series or mutant)" ;;
 esac
 
 # The object directory is a direct subdirectory of the source, so Kbuild uses
@@ -42,7 +48,7 @@ esac
 frag=$obj/fragment.config
 {
 	cat "$TOP/configs/guest.config"
-	[ "$which" = series ] && [ -f "$TOP/configs/series.config" ] && cat "$TOP/configs/series.config"
+	[ "$which" != base ] && [ -f "$TOP/configs/series.config" ] && cat "$TOP/configs/series.config"
 	[ "$flavour" = debug ] && cat "$TOP/configs/debug.config"
 	true
 } >"$frag.new"
