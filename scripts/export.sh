@@ -5,17 +5,17 @@ set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
 git -C "$TREE" rev-parse -q --verify 'base^{commit}' >/dev/null 2>&1 ||
-	die "no build/linux with a 'base' tag: run 'make tree' first"
+	die "no ${TREE#"$TOP"/} with a 'base' tag: run 'make tree' first"
 [ -z "$(git -C "$TREE" status --porcelain --untracked-files=no)" ] ||
-	die "build/linux has uncommitted changes: commit them first"
+	die "${TREE#"$TOP"/} has uncommitted changes: commit them first"
 
-out=$TOP/patches
+out=$TOP/$PATCH_DIR
 mkdir -p "$out"
 rm -f "$out"/[0-9][0-9][0-9][0-9]-*.patch
 n=$(git -C "$TREE" rev-list --count base..HEAD)
 if [ "$n" -eq 0 ]; then
 	: >"$out/series"
-	: >"$BUILD/exported-ids"
+	: >"$TBUILD/exported-ids"
 	msg "series is empty"
 	exit 0
 fi
@@ -37,5 +37,5 @@ open(cover, "w").write(s)
 PY
 fi
 (cd "$out" && ls [0-9][0-9][0-9][0-9]-*.patch | grep -v '^0000-cover-letter') >"$out/series"
-git -C "$TREE" log --reverse --format=email -p base..HEAD | git patch-id --stable | cut -d' ' -f1 | sort >"$BUILD/exported-ids"
-msg "exported $n patches to patches/"
+git -C "$TREE" log --reverse --format=email -p base..HEAD | git patch-id --stable | cut -d' ' -f1 | sort >"$TBUILD/exported-ids"
+msg "exported $n patches to $PATCH_DIR/"

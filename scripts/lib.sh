@@ -3,18 +3,29 @@
 
 TOP=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BUILD=${BUILD:-$TOP/build}
-TREE=$BUILD/linux
-BASE_TREE=$BUILD/linux-base
-
-# The base this series is written against.  Debian keeps several 6.12
-# point releases in bookworm-security; the newest one is used (with a
-# warning) only when the pinned one is gone.
-BASE_PKG=linux-source-6.12
-BASE_PIN=${BASE_PIN:-6.12.117-1~deb12u1}
 
 msg()  { printf '==> %s\n' "$*" >&2; }
 warn() { printf 'WARNING: %s\n' "$*" >&2; }
 die()  { printf 'ERROR: %s\n' "$*" >&2; exit 1; }
+
+# The target: which kernel and series (targets/*.conf, data).  lts = 6.12
+# with v1 (the default), mainline = 7.3.  BASE_PIN in the environment
+# overrides the target's pin.
+TARGET=${TARGET:-lts}
+target_conf() {
+	local f=$TOP/targets/$1.conf
+	[ -f "$f" ] || die "unknown target '$1': targets/ has $(cd "$TOP/targets" && ls -- *.conf | sed 's/\.conf$//' | tr '\n' ' ')"
+	sed -n 's/^\([A-Z_][A-Z0-9_]*\)=\(.*\)$/\1=\2/p' "$f"
+}
+pin_env=${BASE_PIN:-}
+while IFS='=' read -r key val; do
+	printf -v "$key" '%s' "$val"
+done < <(target_conf "$TARGET")
+BASE_PIN=${pin_env:-$BASE_PIN}
+unset pin_env
+TBUILD=$BUILD${BUILD_SUBDIR:+/$BUILD_SUBDIR}
+TREE=$TBUILD/linux
+BASE_TREE=$TBUILD/linux-base
 
 need_root_for_apt() {
 	[ "$(id -u)" = 0 ] || die "installing packages needs root (run as root, or install: $*)"

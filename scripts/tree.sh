@@ -8,10 +8,10 @@ bash "$TOP/scripts/base.sh"
 cd "$TREE"
 
 series_files() {
-	[ -f "$TOP/patches/series" ] || return 0
-	grep -v '^[[:space:]]*\(#\|$\)' "$TOP/patches/series" | while read -r p; do
-		[ -f "$TOP/patches/$p" ] || die "patches/series names $p, which does not exist"
-		echo "$TOP/patches/$p"
+	[ -f "$TOP/$PATCH_DIR/series" ] || return 0
+	grep -v '^[[:space:]]*\(#\|$\)' "$TOP/$PATCH_DIR/series" | while read -r p; do
+		[ -f "$TOP/$PATCH_DIR/$p" ] || die "$PATCH_DIR/series names $p, which does not exist"
+		echo "$TOP/$PATCH_DIR/$p"
 	done
 }
 ids() { git patch-id --stable 2>/dev/null | cut -d' ' -f1 | sort; }
@@ -20,28 +20,28 @@ mapfile -t files < <(series_files)
 want=$( [ ${#files[@]} -eq 0 ] || cat "${files[@]}" | ids)
 have=$(git log --reverse --format=email -p base..HEAD | ids)
 if [ "$want" = "$have" ]; then
-	msg "build/linux already holds the exported series (${#files[@]} patches)"
+	msg "${TREE#"$TOP"/} already holds the exported series (${#files[@]} patches)"
 	exit 0
 fi
 
 if [ -n "$(git status --porcelain --untracked-files=no)" ]; then
-	die "build/linux has uncommitted changes; commit them and run 'make export', or discard them (git -C build/linux reset --hard), then run 'make tree' again"
+	die "${TREE#"$TOP"/} has uncommitted changes; commit them and run 'make export', or discard them (git -C ${TREE#"$TOP"/} reset --hard), then run 'make tree' again"
 fi
 # Commits after base that were never exported would be lost.
-recorded=$(cat "$BUILD/exported-ids" 2>/dev/null || true)
+recorded=$(cat "$TBUILD/exported-ids" 2>/dev/null || true)
 if [ -n "$have" ] && [ "$have" != "$recorded" ]; then
-	die "build/linux has $(git rev-list --count base..HEAD) commits after base that differ from patches/ and were not exported; run 'make export' to keep them, or 'git -C build/linux reset --hard base' to drop them, then run 'make tree' again"
+	die "${TREE#"$TOP"/} has $(git rev-list --count base..HEAD) commits after base that differ from $PATCH_DIR/ and were not exported; run 'make export' to keep them, or 'git -C ${TREE#"$TOP"/} reset --hard base' to drop them, then run 'make tree' again"
 fi
 
 git checkout -q --detach base 2>/dev/null || true
 git checkout -q -B series base
 if [ ${#files[@]} -gt 0 ]; then
-	msg "applying ${#files[@]} patches from patches/"
+	msg "applying ${#files[@]} patches from $PATCH_DIR/"
 	if ! git am -q --3way "${files[@]}" >&2; then
 		failed=$(git am --show-current-patch 2>/dev/null | sed -n 's/^Subject: //p' | head -n 1 || true)
 		git am --abort >/dev/null 2>&1 || true
-		die "a patch of the series does not apply to $(cat "$BUILD/base-version" 2>/dev/null || echo the base) ${failed:+($failed)}; rebase the series on this base in build/linux, 'make export', and run 'make tree' again"
+		die "a patch of the series does not apply to $(cat "$TBUILD/base-version" 2>/dev/null || echo the base) ${failed:+($failed)}; rebase the series on this base in ${TREE#"$TOP"/}, 'make export', and run 'make tree' again"
 	fi
 fi
-git log --reverse --format=email -p base..HEAD | ids >"$BUILD/exported-ids"
-msg "build/linux: base + ${#files[@]} patches"
+git log --reverse --format=email -p base..HEAD | ids >"$TBUILD/exported-ids"
+msg "${TREE#"$TOP"/}: base + ${#files[@]} patches"
