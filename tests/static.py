@@ -283,6 +283,7 @@ def run(r, each_patch=False, parts=PARTS):
              "run 'make kernels' first")
     if "checkpatch" in parts:
         check_checkpatch(r, patches, checkpatch, missing)
+        check_signed_export(r, checkpatch, missing)
         check_patch_trailers(r, patches)
     if "build" in parts:
         check_build(r, missing)
@@ -311,6 +312,34 @@ def check_checkpatch(r, patches, checkpatch, missing):
         rc, out = sh([checkpatch, "--strict", "--terse", "--no-summary",
                       "--ignore", "UNKNOWN_COMMIT_ID,MISSING_SIGN_OFF", p], cwd=TREE)
         r.ok(rc == 0 and not out.strip(), name, out)
+
+
+# Signs the test export (scripts/outgoing.sh --test-ident); nobody's
+# sign-off, and never committed or posted.
+TEST_IDENT = "Harness Checkpatch <checkpatch@localhost>"
+
+
+def check_signed_export(r, checkpatch, missing):
+    """The series as it is posted, signed (scripts/outgoing.sh), passes
+    checkpatch --strict with only UNKNOWN_COMMIT_ID ignored: the sign-off is
+    there, matches From:, and nothing else in the trailers is off."""
+    out = os.path.join(BUILD, "outgoing-check")
+    rc, text = sh(["bash", os.path.join(TOP, "scripts", "outgoing.sh"),
+                   "--test-ident", TEST_IDENT, out])
+    if not r.ok(rc == 0, "static: scripts/outgoing.sh writes a signed export", text):
+        return
+    signed = sorted(f for f in os.listdir(out) if re.match(r"\d{4}-", f)
+                    and not f.startswith("0000-"))
+    r.eq(len(signed), len(series_patches()),
+         "static: the signed export has every patch of the series")
+    for f in signed:
+        name = f"static: checkpatch --strict on the signed export: {f}"
+        if "checkpatch" in missing:
+            r.ok(False, name, f"{checkpatch} is missing")
+            continue
+        rc, text = sh([checkpatch, "--strict", "--terse", "--no-summary",
+                       "--ignore", "UNKNOWN_COMMIT_ID", os.path.join(out, f)], cwd=TREE)
+        r.ok(rc == 0 and not text.strip(), name, text)
 
 
 def check_patch_trailers(r, patches):
