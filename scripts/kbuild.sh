@@ -39,8 +39,9 @@ obj=$src/.obj-$flavour
 mkdir -p "$obj"
 grep -qx '/.obj-\*' "$(git -C "$TREE" rev-parse --path-format=absolute --git-common-dir)/info/exclude" 2>/dev/null ||
 	echo '/.obj-*' >>"$(git -C "$TREE" rev-parse --path-format=absolute --git-common-dir)/info/exclude"
-# The fragment: guest.config, series.config (options only the series has)
-# for the series tree, debug.config for the debug flavour.
+# The fragment: guest.config, the target's SERIES_CONFIG (options only the
+# series has) for the series and mutant trees, debug.config for the debug
+# flavour.
 case "$flavour" in
 guest | debug) ;;
 *) die "unknown flavour '$flavour' (guest or debug)" ;;
@@ -48,7 +49,7 @@ esac
 frag=$obj/fragment.config
 {
 	cat "$TOP/configs/guest.config"
-	[ "$which" != base ] && [ -f "$TOP/configs/series.config" ] && cat "$TOP/configs/series.config"
+	[ "$which" != base ] && [ -n "$SERIES_CONFIG" ] && cat "$TOP/$SERIES_CONFIG"
 	[ "$flavour" = debug ] && cat "$TOP/configs/debug.config"
 	true
 } >"$frag.new"
