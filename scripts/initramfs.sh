@@ -5,7 +5,7 @@ set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
 out=$BUILD/initramfs.cpio.gz
-inputs=("$TOP/tests/guest" /bin/busybox /usr/bin/lspci /usr/bin/setpci "$0")
+inputs=("$TOP/tests/guest" "$TOP/patches/mainline" /bin/busybox /usr/bin/lspci /usr/bin/setpci "$0")
 if [ -f "$out" ] && [ -z "$(find "${inputs[@]}" -newer "$out" 2>/dev/null | head -n 1)" ]; then
 	echo "$out"; exit 0
 fi
@@ -36,6 +36,17 @@ done
 for s in "$TOP"/tests/guest/*.sh; do
 	[ -e "$s" ] && install -m 0755 "$s" "$root/usr/local/bin/$(basename "$s" .sh)"
 done
+# The kselftests the v2 series adds (tools/testing/selftests/pcie_port_services),
+# taken from its patches, so that every kernel of every target runs the same
+# test: /usr/local/bin/kselftest-port-services.
+ksft=tools/testing/selftests/pcie_port_services/port_services.sh
+patch=$(grep -l "^+++ b/$ksft$" "$TOP"/patches/mainline/[0-9]*.patch 2>/dev/null | tail -n 1 || true)
+[ -n "$patch" ] || die "no patch in patches/mainline adds $ksft"
+(cd "$root/tmp" && GIT_CEILING_DIRECTORIES=$root git apply --include="$ksft" "$patch") ||
+	die "cannot take $ksft from $patch (git apply failed)"
+install -m 0755 "$root/tmp/$ksft" "$root/usr/local/bin/kselftest-port-services"
+rm -rf "$root/tmp/tools"
+
 (cd "$root" && find . | LC_ALL=C sort | cpio -o -H newc --quiet -R 0:0 | gzip -1) >"$out.tmp"
 mv "$out.tmp" "$out"
 echo "$out"

@@ -210,9 +210,22 @@ class Suite:
                     "bw_msg_num": p.msg_num("bw"),
                     "bw_mode": d.expected_mode(p, {"bw"}),
                 }
+            self.kselftest(k, g, name, facts, len(ports) - sum(p.type == "usp" for p in ports))
             self.dmesg_clean(k, g, name)
 
-    # -- 2. AER ------------------------------------------------------------
+    def kselftest(self, k, g, name, facts, nports):
+        """The series' kselftest (tools/testing/selftests/pcie_port_services,
+        patches/mainline), run as a user of any kernel would: every Root
+        Port, Downstream Port and RCEC passes, on base and series alike."""
+        rc, out = g.run("kselftest-port-services", timeout=120, check=False)
+        lines = [ln for ln in out.splitlines() if re.match(r"(not )?ok \d+ ", ln)]
+        self.r.eq(len(lines), nports, self.t(k, f"{name}: kselftest pcie_port_services "
+                                                "tested every Root/Downstream Port"), out)
+        bad = [ln for ln in lines if ln.startswith("not ok")]
+        self.r.ok(rc == 0 and not bad and lines,
+                  self.t(k, f"{name}: kselftest pcie_port_services passes"), out)
+        facts["kselftest"] = [re.sub(r"^(not )?ok \d+ ", r"\g<1>ok ", ln) for ln in lines]
+
     @staticmethod
     def aer_totals(g, bdf):
         out = {}

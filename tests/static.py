@@ -247,7 +247,7 @@ def check_distro_config(r):
 # The parts of the static checks, for running some of them alone (the
 # mutant run, tests/mutants.py): the tools' presence is checked whatever
 # the selection.
-PARTS = ("qemu", "distro", "checkpatch", "build", "cocci")
+PARTS = ("qemu", "distro", "checkpatch", "build", "cocci", "mainline")
 
 
 def run(r, each_patch=False, parts=PARTS):
@@ -258,6 +258,8 @@ def run(r, each_patch=False, parts=PARTS):
     r.note("--- static checks" + ("" if set(parts) == set(PARTS) else f" ({', '.join(parts)})"))
     if "qemu" in parts:
         check_qemu_patches(r)
+    if "mainline" in parts:
+        check_mainline(r)
     if "distro" in parts:
         try:
             check_distro_config(r)
@@ -291,6 +293,33 @@ def run(r, each_patch=False, parts=PARTS):
         check_cocci(r, missing)
     if each_patch:
         check_each_patch(r)
+
+
+MAINLINE_TREE = os.path.join(BUILD, "mainline", "linux")
+
+
+def check_mainline(r):
+    """Series v2 (patches/mainline, on 7.3): 7.3's checkpatch --strict on
+    every patch, no committed Signed-off-by, and the Assisted-by trailer in
+    the form 7.3's Documentation/process/coding-assistants.rst gives."""
+    series = os.path.join(TOP, "patches", "mainline", "series")
+    if not os.path.exists(series):
+        return
+    checkpatch = os.path.join(MAINLINE_TREE, "scripts", "checkpatch.pl")
+    if not r.ok(os.path.exists(checkpatch), "static: mainline: the 7.3 tree is there",
+                "run 'TARGET=mainline make tree'"):
+        return
+    for n in open(series).read().split():
+        p = os.path.join(TOP, "patches", "mainline", n)
+        rc, out = sh([checkpatch, "--strict", "--terse", "--no-summary",
+                      "--ignore", "MISSING_SIGN_OFF", p], cwd=MAINLINE_TREE)
+        r.ok(rc == 0 and not out.strip(), f"static: mainline: checkpatch --strict (7.3) {n}", out)
+        head = open(p, errors="replace").read().split("\n---\n", 1)[0]
+        r.ok(not re.search(r"^Signed-off-by:", head, re.M) and
+             re.search(r"^Assisted-by: LLM( [\w-]+)*$", head, re.M) is not None,
+             f"static: mainline: {n} carries an Assisted-by trailer and no Signed-off-by",
+             "coding-assistants.rst (7.3): 'Assisted-by: LLM [TOOL1] [TOOL2]'; the "
+             "submitter signs when posting (make outgoing)")
 
 
 def check_checkpatch(r, patches, checkpatch, missing):
