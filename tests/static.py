@@ -333,13 +333,21 @@ def check_checkpatch(r, patches, checkpatch, missing):
     no Signed-off-by (the DCO needs the real submitter's, added when the
     series is exported for posting), so MISSING_SIGN_OFF is ignored too;
     check_patch_trailers() fails any sign-off that is committed."""
+    checkpatch_each(r, patches, checkpatch, missing, "UNKNOWN_COMMIT_ID,MISSING_SIGN_OFF",
+                    "static: checkpatch --strict {}")
+
+
+def checkpatch_each(r, patches, checkpatch, missing, ignore, what):
+    """checkpatch --strict --ignore `ignore` on each of `patches`, one check
+    each, named `what` with the patch's file name; a missing checkpatch
+    fails every one of them."""
     for p in patches:
-        name = f"static: checkpatch --strict {os.path.basename(p)}"
+        name = what.format(os.path.basename(p))
         if "checkpatch" in missing:
             r.ok(False, name, f"{checkpatch} is missing")
             continue
         rc, out = sh([checkpatch, "--strict", "--terse", "--no-summary",
-                      "--ignore", "UNKNOWN_COMMIT_ID,MISSING_SIGN_OFF", p], cwd=TREE)
+                      "--ignore", ignore, p], cwd=TREE)
         r.ok(rc == 0 and not out.strip(), name, out)
 
 
@@ -361,14 +369,8 @@ def check_signed_export(r, checkpatch, missing):
                     and not f.startswith("0000-"))
     r.eq(len(signed), len(series_patches()),
          "static: the signed export has every patch of the series")
-    for f in signed:
-        name = f"static: checkpatch --strict on the signed export: {f}"
-        if "checkpatch" in missing:
-            r.ok(False, name, f"{checkpatch} is missing")
-            continue
-        rc, text = sh([checkpatch, "--strict", "--terse", "--no-summary",
-                       "--ignore", "UNKNOWN_COMMIT_ID", os.path.join(out, f)], cwd=TREE)
-        r.ok(rc == 0 and not text.strip(), name, text)
+    checkpatch_each(r, [os.path.join(out, f) for f in signed], checkpatch, missing,
+                    "UNKNOWN_COMMIT_ID", "static: checkpatch --strict on the signed export: {}")
 
 
 def check_patch_trailers(r, patches):
