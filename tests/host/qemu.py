@@ -309,6 +309,11 @@ class Guest:
         if getattr(self, "stderr", None):
             self.stderr.close()
             self.stderr = None
+            # What QEMU printed (an assertion that ended it) stays beside
+            # the console log, which outlives the scratch directory.
+            err = os.path.join(self.tmp, "qemu.stderr")
+            if os.path.getsize(err) and not self.log.startswith(self.tmp):
+                shutil.copyfile(err, os.path.splitext(self.log)[0] + ".qemu-stderr.log")
         if not os.environ.get("PCIE_KEEP_TMP"):
             shutil.rmtree(self.tmp, ignore_errors=True)
 
