@@ -20,9 +20,12 @@ TBUILD     := $(BUILD)$(if $(TSUB),/$(TSUB))
 BASE_IMG   = $(TBUILD)/linux-base/.obj-guest/arch/x86/boot/bzImage
 SERIES_IMG = $(TBUILD)/linux/.obj-guest/arch/x86/boot/bzImage
 INITRD     = $(BUILD)/initramfs.cpio.gz
+# The mainline target's kernels, which make check runs beside the default's
+ML_BASE_IMG   = $(BUILD)/mainline/linux-base/.obj-guest/arch/x86/boot/bzImage
+ML_SERIES_IMG = $(BUILD)/mainline/linux/.obj-guest/arch/x86/boot/bzImage
 QEMU_BIN   = $(BUILD)/qemu-build/qemu-system-x86_64
 
-.PHONY: help lts-only mainline-tree deps tree export outgoing kernels kernel-base kernel-series initramfs qemu qemu-export run check \
+.PHONY: help lts-only mainline-tree mainline-kernels deps tree export outgoing kernels kernel-base kernel-series initramfs qemu qemu-export run check \
 	check-quick check-static check-series check-debug check-mutants bench clean
 
 help:
@@ -78,10 +81,17 @@ lts-only:
 mainline-tree: deps
 	@TARGET=mainline bash scripts/tree.sh
 
+# 7.3 base and series v2: make check runs the mainline scenarios on them
+# (tests/host/mainline.py) and the static checks build their touched files.
+mainline-kernels: mainline-tree
+	@TARGET=mainline bash scripts/kbuild.sh base >/dev/null
+	@TARGET=mainline bash scripts/kbuild.sh series >/dev/null
+
 # The whole suite: QEMU scenarios on both kernels, the differential, static checks.
-check: lts-only mainline-tree kernels initramfs qemu
+check: lts-only mainline-kernels kernels initramfs qemu
 	@mkdir -p $(LOGDIR)
 	@$(PY) tests/run.py --base $(BASE_IMG) --series $(SERIES_IMG) --initrd $(INITRD) \
+		--mainline-base $(ML_BASE_IMG) --mainline-series $(ML_SERIES_IMG) \
 		--qemu $(QEMU_BIN) --logdir $(LOGDIR) --static $(if $(ONLY),--only $(ONLY)) \
 		$(if $(WRITE_MANIFEST),--write-manifest)
 
@@ -91,12 +101,12 @@ check-quick: lts-only kernel-series initramfs qemu
 	@$(PY) tests/run.py --series $(SERIES_IMG) --initrd $(INITRD) --logdir $(LOGDIR) \
 		--qemu $(QEMU_BIN) $(if $(ONLY),--only $(ONLY))
 
-check-static: lts-only tree mainline-tree
+check-static: lts-only tree mainline-kernels
 	@$(PY) tests/run.py --static-only
 
 # Every patch builds on its own (W=1, sparse on the files it touches) and
 # passes checkpatch --strict.
-check-series: lts-only tree
+check-series: lts-only tree mainline-kernels
 	@$(PY) tests/run.py --static-only --each-patch
 
 check-debug: lts-only tree initramfs qemu

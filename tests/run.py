@@ -19,6 +19,7 @@ from ports import Dump, SERVICES  # noqa: E402
 from tap import Reporter  # noqa: E402
 import cxl  # noqa: E402
 import emulator  # noqa: E402
+import mainline  # noqa: E402
 import expected  # noqa: E402
 import sleep  # noqa: E402
 import static  # noqa: E402
@@ -922,8 +923,15 @@ class Suite:
         of the actions on a shared vector is the order the services started
         in, which is no contract: compare them as sets."""
         out = g.sh(f"grep -E 'PCI-MSIX?-{bdf} ' /proc/interrupts || true")
-        return sorted(", ".join(sorted(" ".join(ln.split()[4:]).split(", ")))
-                      for ln in out.splitlines())
+        got = []
+        for ln in out.splitlines():
+            # IRQ: <a count per CPU> <chip> <hwirq-type> <actions, ...>
+            f = ln.split()
+            n = 1
+            while n < len(f) and f[n].isdigit():
+                n += 1
+            got.append(", ".join(sorted(" ".join(f[n + 2:]).split(", "))))
+        return sorted(got)
 
     def rebind(self, k, name, cycles=20):
         """Unbind and bind the port driver on two root ports and a switch
@@ -1596,6 +1604,12 @@ class Suite:
                 self.run_one(k, name, fn, kw)
         if len(kernels) == 2:
             self.differential(*kernels)
+        if self.args.mainline_base and self.args.mainline_series and not self.args.static_only:
+            n = self.r.n
+            mainline.Mainline(self.r, {"base": self.args.mainline_base,
+                                       "series": self.args.mainline_series},
+                              self.args.initrd, self.args.qemu, self.args.logdir).run()
+            self.counts.setdefault("mainline", {})["base+series"] = self.r.n - n
         # debug kernels add known-report skips; without the project's QEMU
         # its scenarios are one skip each
         if self.counts and not self.args.debug and self.args.qemu:
@@ -1634,10 +1648,17 @@ def main():
                          "=NAME matches NAME exactly")
     ap.add_argument("--static-parts", default=",".join(static.PARTS),
                     help="the parts of the static checks to run (default: all)")
+    ap.add_argument("--mainline-base", help="the 7.3 base kernel (TARGET=mainline)")
+    ap.add_argument("--mainline-series", help="the 7.3 kernel with series v2")
     ap.add_argument("--write-manifest", action="store_true",
                     help="record this run's number of checks per scenario in tests/manifest.json")
     args = ap.parse_args()
     os.makedirs(args.logdir, exist_ok=True)
+    for opt in ("mainline_base", "mainline_series"):
+        img = getattr(args, opt)
+        if img and not os.path.exists(img):
+            sys.exit(f"{opt.replace('_', ' ')} kernel {img} does not exist: "
+                     "run 'TARGET=mainline make kernels' first")
     kernels = []
     for label in ("base", "series"):
         img = getattr(args, label)
@@ -1645,9 +1666,10 @@ def main():
             if not os.path.exists(img):
                 sys.exit(f"{label} kernel {img} does not exist: run 'make kernels' first")
             kernels.append(Kernel(label, img, args))
-    if not kernels and not args.static_only:
-        sys.exit("give --base and/or --series")
-    if kernels and not (args.initrd and os.path.exists(args.initrd)):
+    mainline_kernels = bool(args.mainline_base and args.mainline_series)
+    if not kernels and not args.static_only and not mainline_kernels:
+        sys.exit("give --base and/or --series, or --mainline-base and --mainline-series")
+    if (kernels or mainline_kernels) and not (args.initrd and os.path.exists(args.initrd)):
         sys.exit("no initramfs: run 'make initramfs' first")
     only = [o for o in args.only.split(",") if o]
     sys.exit(Suite(args).run(kernels, only))

@@ -18,11 +18,15 @@ import time
 
 QEMU = os.environ.get("QEMU", "qemu-system-x86_64")
 
+# Two CPUs, the guest config's NR_CPUS, so that the services' stop, PM and
+# error recovery can race as on real machines (PCIE_GUEST_SMP overrides).
+SMP = os.environ.get("PCIE_GUEST_SMP", "2")
+
 # q35 only grants native PCIe hotplug in _OSC when ACPI PCI hotplug of
 # bridges is off; a BIOS date of 2015 or later lets pci_bridge_d3_possible()
 # put idle ports into D3hot, as on current machines.
 BASE_ARGS = [
-    "-accel", "tcg", "-M", "q35", "-m", "512", "-smp", "1",
+    "-accel", "tcg", "-M", "q35", "-m", "512",
     "-nodefaults", "-no-user-config", "-display", "none", "-no-reboot",
     "-global", "ICH9-LPC.acpi-pci-hotplug-with-bridge-support=off",
     "-smbios", "type=0,date=01/01/2020",
@@ -232,7 +236,7 @@ class Guest:
     def argv(self):
         topo = TOPOLOGIES[self.topology]
         devs = topo(self.tmp) if self.topology.startswith("cxl") else topo()
-        return ([self.qemu] + BASE_ARGS + devs + self.extra_args +
+        return ([self.qemu] + BASE_ARGS + ["-smp", SMP] + devs + self.extra_args +
                 ["-kernel", self.kernel, "-initrd", self.initrd,
                  "-append", self.cmdline,
                  "-serial", f"file:{self.log}", "-serial", "stdio",

@@ -1,0 +1,195 @@
+"""Series v2 on mainline 7.3: the same scenarios on the 7.3 base kernel and
+on the v2 series kernel (TARGET=mainline), checked on each kernel and then
+against each other.
+
+The 6.12 scenarios (run.py) encode 6.12's and v1's rules; these check what
+v2 has so far on 7.3 and what any kernel must show:
+
+- upstream's view of each port: the kselftest of v2's first patch
+  (tools/testing/selftests/pcie_port_services) passes on both kernels;
+- per port: which services have a handler, on which kind of interrupt
+  (MSI-X, MSI, INTx), the same on both kernels;
+- the port's services survive unbinding and rebinding its driver and a
+  remove/rescan of the port, on both kernels;
+- no kernel warning.
+
+The intended differences, listed once (INTENDED) and asserted:
+- vectors: the series allocates exactly the MSI-X entries the services'
+  Interrupt Message Numbers name, so every vector of a port has a handler;
+  base allocates up to the largest number and may leave some idle;
+- unbound: with the port driver unbound, base has freed the port's MSI
+  vectors, the series keeps them (the PCI core owns them);
+- hostile: a port whose Message Number is beyond its MSI-X table
+  (the project's QEMU, msix topology, 00:02.2) falls back to INTx on both;
+  the series says why in the log.
+"""
+import os
+import re
+
+from qemu import Guest, GuestError
+
+# (topology, kernel command line, needs the project's QEMU)
+SCENARIOS = [
+    ("basic", "", False),
+    ("basic", "pci=nomsi", False),
+    ("basic", "pcie_pme=nomsi", False),
+    ("basic", "pcie_ports=compat", False),
+    ("msix", "", True),
+    ("dpc", "", True),
+]
+
+INTENDED = {
+    "vectors": "series: every MSI-X vector of a port has a handler (exact entries); "
+               "base may allocate idle ones",
+    "unbound": "with pcieport unbound, base has freed the port's MSI vectors, the series keeps them",
+    "hostile": "a Message Number beyond the MSI-X table: INTx on both, the series logs why",
+}
+
+# Every PCI bridge and RCEC: its MSI/MSI-X vectors and INTx line, each with
+# its /proc/interrupts line.
+PORTS_SH = ("for d in /sys/bus/pci/devices/*; do "
+            "case $(cat $d/class) in 0x0604*|0x080700) ;; *) continue;; esac; "
+            "b=${d##*/}; "
+            "echo \"port $b $(cat $d/irq) $(ls $d/msi_irqs 2>/dev/null | wc -l)\"; "
+            "for i in $(ls $d/msi_irqs 2>/dev/null) $(cat $d/irq); do "
+            "l=$(grep \"^ *$i:\" /proc/interrupts) && echo \"irq $b $i $l\"; "
+            "done; done")
+
+WARN_RE = re.compile(r"WARNING:|BUG:|Oops|general protection|Call Trace:|INFO: task .* blocked")
+
+
+def parse_ports(out):
+    """{bdf: {"vectors": n, "irqs": {irq: (chip, actions)}}} from PORTS_SH."""
+    ports = {}
+    for line in out.splitlines():
+        f = line.split()
+        if len(f) >= 4 and f[0] == "port":
+            ports[f[1]] = {"vectors": int(f[3]), "irqs": {}}
+        elif len(f) >= 7 and f[0] == "irq" and f[1] in ports and f[2] != "0":
+            # irq BDF N  N: count... chip hwirq-type actions...
+            rest = f[4:]
+            while rest and rest[0].isdigit():
+                rest = rest[1:]
+            chip = rest[0] if rest else ""
+            actions = " ".join(rest[2:])
+            ports[f[1]]["irqs"][f[2]] = (chip, actions)
+    return ports
+
+
+def port_view(p):
+    """What a user sees of a port: each service with a handler, and the
+    kind of interrupt it is on."""
+    view = set()
+    for chip, actions in p["irqs"].values():
+        kind = "MSI-X" if chip.startswith("PCI-MSIX") else "MSI" if chip.startswith("PCI-MSI") \
+            else "INTx"
+        for a in filter(None, (x.strip() for x in actions.split(","))):
+            view.add(f"{a}@{kind}")
+    return sorted(view)
+
+
+class Mainline:
+    def __init__(self, r, images, initrd, qemu, logdir):
+        self.r, self.images, self.initrd = r, images, initrd
+        self.qemu, self.logdir = qemu, logdir
+        self.facts = {}     # (label, scenario) -> {fact: value}
+
+    def boot(self, label, topo, cmdline):
+        name = f"mainline-{topo}{'-' + cmdline.replace('=', '_') if cmdline else ''}"
+        log = os.path.join(self.logdir, f"{label}-{name}.console.log")
+        qemu = self.qemu if topo in ("msix", "dpc") else None
+        return name, Guest(self.images[label], self.initrd, topo, cmdline, log=log, qemu=qemu)
+
+    def run(self):
+        r = self.r
+        r.note("--- mainline (7.3): base and series v2")
+        for topo, cmdline, project in SCENARIOS:
+            for label in ("base", "series"):
+                scen = f"{topo}{' ' + cmdline if cmdline else ''}"
+                if project and not self.qemu:
+                    r.skip(f"mainline {label}: {scen}", "needs the project's QEMU (make qemu)")
+                    continue
+                try:
+                    self.scenario(label, topo, cmdline, scen)
+                except GuestError as e:
+                    r.ok(False, f"mainline {label}: {scen}: the guest ran", e)
+        self.differential()
+
+    def scenario(self, label, topo, cmdline, scen):
+        r = self.r
+        name, guest = self.boot(label, topo, cmdline)
+        facts = self.facts.setdefault(scen, {}).setdefault(label, {})
+        with guest as g:
+            rc, out = g.run("kselftest-port-services", check=False, timeout=120)
+            oks = [ln for ln in out.splitlines() if ln.startswith("ok ")]
+            r.ok(rc == 0 and oks and "not ok" not in out,
+                 f"mainline {label}: {scen}: kselftest pcie_port_services passes on every port", out)
+            facts["kselftest"] = sorted(re.sub(r"^ok \d+ ", "", ln) for ln in oks)
+
+            _, out = g.run(PORTS_SH)
+            ports = parse_ports(out)
+            r.ok(bool(ports), f"mainline {label}: {scen}: the ports are there", out)
+            facts["ports"] = {b: port_view(p) for b, p in ports.items()}
+            facts["vectors"] = {b: p["vectors"] for b, p in ports.items()}
+            # An MSI-X vector without a handler has no /proc/interrupts line
+            # (or one without actions).  MSI is left out: it allocates a
+            # power of two, whatever the Message Numbers.
+            facts["idle-msix"] = sorted(
+                b for b, p in ports.items()
+                if any(c.startswith("PCI-MSIX") for c, _ in p["irqs"].values())
+                and p["vectors"] > sum(1 for c, a in p["irqs"].values()
+                                       if c.startswith("PCI-MSIX") and a))
+
+            # Unbind and rebind the port driver of the first port with MSI
+            # vectors, then remove and rescan it: its services come back.
+            port = next((b for b, p in sorted(ports.items()) if p["vectors"]), None)
+            if port:
+                _, out = g.run(f"echo {port} > /sys/bus/pci/drivers/pcieport/unbind; "
+                               f"ls /sys/bus/pci/devices/{port}/msi_irqs 2>/dev/null | wc -l")
+                facts["unbound"] = "kept" if int(out.split()[-1]) == ports[port]["vectors"] \
+                    else "freed" if int(out.split()[-1]) == 0 else f"partly ({out.strip()})"
+                g.run(f"echo {port} > /sys/bus/pci/drivers/pcieport/bind")
+                _, out = g.run(PORTS_SH)
+                r.eq(port_view(parse_ports(out).get(port, {"irqs": {}})), facts["ports"][port],
+                     f"mainline {label}: {scen}: {port}: services back after unbind and bind")
+                g.run(f"echo 1 > /sys/bus/pci/devices/{port}/remove; echo 1 > /sys/bus/pci/rescan")
+                _, out = g.run(PORTS_SH)
+                r.eq(port_view(parse_ports(out).get(port, {"irqs": {}})), facts["ports"][port],
+                     f"mainline {label}: {scen}: {port}: services back after remove and rescan")
+
+            _, dmesg = g.run("dmesg")
+            facts["hostile-logged"] = bool(re.search(
+                r"0000:00:02\.2: PCIe port: Interrupt Message Number \d+ beyond", dmesg))
+            bad = [ln for ln in dmesg.splitlines() if WARN_RE.search(ln)]
+            r.ok(not bad, f"mainline {label}: {scen}: no kernel warning", "\n".join(bad[:20]))
+
+    def differential(self):
+        r = self.r
+        r.note("--- mainline differential: 7.3 base vs series v2; intended differences:")
+        for k, v in INTENDED.items():
+            r.note(f"  {k}: {v}")
+        for scen, per in self.facts.items():
+            b, s = per.get("base"), per.get("series")
+            if not (b and s):
+                continue
+            r.eq(s["kselftest"], b["kselftest"], f"mainline differential: {scen}: kselftest results")
+            r.eq(s["ports"], b["ports"],
+                 f"mainline differential: {scen}: each port's services and interrupt kinds")
+            # vectors (intended): never more than base, and none idle on MSI-X
+            more = {p: (b["vectors"].get(p), n) for p, n in s["vectors"].items()
+                    if n > b["vectors"].get(p, 0)}
+            r.eq(more, {}, f"mainline differential: {scen}: vectors: no port has more than on base")
+            r.eq(s["idle-msix"], [],
+                 f"mainline differential: {scen}: vectors: no idle MSI-X vector on the series")
+            if "unbound" in b:
+                r.eq((b["unbound"], s["unbound"]), ("freed", "kept"),
+                     f"mainline differential: {scen}: unbound: base frees the port's vectors, "
+                     f"the series keeps them")
+            if scen == "msix":
+                r.eq((b["hostile-logged"], s["hostile-logged"]), (False, True),
+                     f"mainline differential: {scen}: hostile: only the series logs the "
+                     f"Message Number beyond the table")
+                intx = [v.get("0000:00:02.2") and all(x.endswith("@INTx") for x in v["0000:00:02.2"])
+                        for v in (b["ports"], s["ports"])]
+                r.eq(intx, [True, True],
+                     f"mainline differential: {scen}: hostile: 00:02.2 falls back to INTx on both")
