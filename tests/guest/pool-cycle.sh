@@ -41,6 +41,13 @@ while [ "$i" -lt "$n" ] || [ ! -e /tmp/pool-cycle.stop ]; do
 		for irq in $(awk '{ print $2 }' "$t"); do
 			echo trigger >"/sys/kernel/debug/irq/irqs/$irq"
 		done
+		# A triggered interrupt is delivered to the CPU it is affine
+		# to, which may be another: give its handler up to 1 s
+		w=0
+		while [ "$w" -lt 20 ] && [ -n "$(awk '$4 < 1' "$t")" ]; do
+			sleep 0.05
+			w=$((w + 1))
+		done
 		awk '$4 < 1' "$t" >>"$tmp/$d.unfired"
 	done
 	i=$((i + 1))

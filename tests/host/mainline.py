@@ -11,6 +11,9 @@ v2 has so far on 7.3 and what any kernel must show:
   (MSI-X, MSI, INTx), the same on both kernels;
 - the port's services survive unbinding and rebinding its driver and a
   remove/rescan of the port, on both kernels;
+- on the basic topology: errors injected with aer_inject below an MSI-X
+  and an MSI Root Port are reported, counted and recovered from, before
+  and after a suspend to idle, on both kernels;
 - no kernel warning.
 
 The intended differences, listed once (INTENDED) and asserted:
@@ -26,7 +29,8 @@ The intended differences, listed once (INTENDED) and asserted:
 import os
 import re
 
-from qemu import Guest, GuestError
+import sleep
+from qemu import Guest, GuestError, pci_ids
 
 # (topology, kernel command line, needs the project's QEMU)
 SCENARIOS = [
@@ -92,7 +96,8 @@ class Mainline:
     def __init__(self, r, images, initrd, qemu, logdir):
         self.r, self.images, self.initrd = r, images, initrd
         self.qemu, self.logdir = qemu, logdir
-        self.facts = {}     # (label, scenario) -> {fact: value}
+        self.facts = {}     # scenario -> label -> {fact: value}
+        self.marks = 0
 
     def boot(self, label, topo, cmdline):
         name = f"mainline-{topo}{'-' + cmdline.replace('=', '_') if cmdline else ''}"
@@ -157,11 +162,71 @@ class Mainline:
                 r.eq(port_view(parse_ports(out).get(port, {"irqs": {}})), facts["ports"][port],
                      f"mainline {label}: {scen}: {port}: services back after remove and rescan")
 
+            if topo == "basic" and not cmdline:
+                self.aer_round(g, label, scen, "at boot")
+                self.s2idle(g, label, scen)
+                self.aer_round(g, label, scen, "after resume")
+
             _, dmesg = g.run("dmesg")
             facts["hostile-logged"] = bool(re.search(
                 r"0000:00:02\.2: PCIe port: Interrupt Message Number \d+ beyond", dmesg))
             bad = [ln for ln in dmesg.splitlines() if WARN_RE.search(ln)]
             r.ok(not bad, f"mainline {label}: {scen}: no kernel warning", "\n".join(bad[:20]))
+
+    @staticmethod
+    def aer_totals(g, bdf):
+        out = {}
+        for sev, f in (("cor", "correctable"), ("nonfatal", "nonfatal")):
+            m = re.search(r"TOTAL_ERR_\w+ (\d+)",
+                          g.sh(f"cat /sys/bus/pci/devices/{bdf}/aer_dev_{f}"))
+            out[sev] = int(m.group(1)) if m else -1
+        return out
+
+    def aer_round(self, g, label, scen, when):
+        """aer_inject a correctable and a non-fatal error at the endpoints
+        below the MSI-X (rp1) and the MSI (rp3) Root Port: reported,
+        counted once, recovered from."""
+        r = self.r
+        ids, _ = pci_ids(g.qmp)
+        facts = self.facts[scen][label]
+        for dev in ("ep1", "ep3"):
+            bdf = ids[dev]
+            for sev in ("cor", "nonfatal"):
+                tag = f"mainline {label}: {scen}: {when}: aer_inject {sev} at {dev} ({bdf})"
+                before = self.aer_totals(g, bdf)
+                self.marks += 1
+                mark = f"mainline-mark-{self.marks}"
+                g.run(f"echo {mark} > /dev/kmsg")
+                g.sh(f"aer-inject {bdf} {sev}")
+                kind = "Correctable" if sev == "cor" else "Uncorrectable"
+                since = f"dmesg | sed -n '/{mark}$/,$p'"
+                logged = g.wait_for(f"{since} | grep -qi 'AER: {kind}.*error message "
+                                    f"received from {bdf}'", timeout=30)
+                recovered = sev == "cor" or g.wait_for(
+                    f"{since} | grep -q 'AER: device recovery successful'", timeout=30)
+                want = dict(before)
+                want[sev] += 1
+                got = self.aer_totals(g, bdf)
+                r.ok(logged and recovered and got == want,
+                     f"{tag}: reported, recovered, counted once",
+                     f"logged={logged} recovered={recovered} counters {before} -> {got}\n"
+                     + g.sh(since)[-1500:])
+                facts[f"aer {when} {dev} {sev}"] = (logged, recovered, got == want)
+
+    def s2idle(self, g, label, scen):
+        """Suspend to idle and back (woken by a character on the agent's
+        serial port); the ports' services are as before."""
+        _, before = g.run(PORTS_SH)
+        g.run("echo enabled > /sys/class/tty/ttyS1/power/wakeup")
+        cmd = "echo freeze > /sys/power/state"
+        tag = g.send(cmd)
+        entered = g.wait_console("PM: suspend entry (s2idle)", timeout=60)
+        rc, out = sleep.wake(g, tag, cmd, interval=2)
+        _, after = g.run(PORTS_SH)
+        views = [{b: port_view(p) for b, p in parse_ports(x).items()} for x in (before, after)]
+        self.r.ok(entered and rc == 0 and views[0] == views[1],
+                  f"mainline {label}: {scen}: s2idle suspend and resume, services as before",
+                  f"entered={entered} rc={rc} {out}\nbefore {views[0]}\nafter  {views[1]}")
 
     def differential(self):
         r = self.r
@@ -175,6 +240,10 @@ class Mainline:
             r.eq(s["kselftest"], b["kselftest"], f"mainline differential: {scen}: kselftest results")
             r.eq(s["ports"], b["ports"],
                  f"mainline differential: {scen}: each port's services and interrupt kinds")
+            aer = sorted(k for k in set(b) | set(s) if k.startswith("aer "))
+            if aer:
+                r.eq({k: s.get(k) for k in aer}, {k: b.get(k) for k in aer},
+                     f"mainline differential: {scen}: aer_inject results")
             # vectors (intended): never more than base, and none idle on MSI-X
             more = {p: (b["vectors"].get(p), n) for p, n in s["vectors"].items()
                     if n > b["vectors"].get(p, 0)}
