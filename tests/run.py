@@ -829,10 +829,14 @@ class Suite:
                 moved.append(cxl.doe_handlers(g, usp).get(0, 0) - n)
             facts["cus0 CDAT read again on 3 binds of the memdev"] = reads
             if k.series and "doe-irq-msi" in expected.features():
-                # boot: the checking Discovery exchange, then the CDAT read
-                self.r.ok(boot >= 2 and len(set(moved)) == 1 and moved[0] == boot - 1,
+                # boot: the checking Discovery exchange, then the CDAT read.
+                # With two CPUs the number of interrupts an exchange takes
+                # varies with timing (the device raises one per status
+                # change it sees the guest leave), so a read takes at least
+                # as many as the boot read did, never none (polled).
+                self.r.ok(boot >= 2 and all(m >= boot - 1 for m in moved),
                           self.t(k, f"{name}: every CDAT read through cus0's mailbox takes its "
-                                    "interrupts (as many per read as at boot)"),
+                                    "interrupts (at least as many per read as at boot)"),
                           f"boot {boot}, per bind {moved}")
             else:
                 # base (and a series without the feature): polled
@@ -1616,6 +1620,7 @@ class Suite:
             self.check_manifest()
         if self.counts:
             self.r.note("checks per scenario (base/series): " + ", ".join(
+                f"{n} {c['base+series']}" if "base+series" in c else
                 f"{n} {c.get('base', '-')}/{c.get('series', '-')}"
                 for n, c in self.counts.items()))
         return self.r.finish()
