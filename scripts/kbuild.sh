@@ -39,7 +39,8 @@ obj=$src/.obj-$flavour
 mkdir -p "$obj"
 grep -qx '/.obj-\*' "$(git -C "$TREE" rev-parse --path-format=absolute --git-common-dir)/info/exclude" 2>/dev/null ||
 	echo '/.obj-*' >>"$(git -C "$TREE" rev-parse --path-format=absolute --git-common-dir)/info/exclude"
-# The fragment: guest.config, the target's SERIES_CONFIG (options only the
+# The fragment: guest.config, the target's TARGET_CONFIG (options both its
+# kernels have), its SERIES_CONFIG (options only the
 # series has) for the series and mutant trees, debug.config for the debug
 # flavour.
 case "$flavour" in
@@ -49,6 +50,7 @@ esac
 frag=$obj/fragment.config
 {
 	cat "$TOP/configs/guest.config"
+	[ -n "${TARGET_CONFIG:-}" ] && cat "$TOP/$TARGET_CONFIG"
 	[ "$which" != base ] && [ -n "$SERIES_CONFIG" ] && cat "$TOP/$SERIES_CONFIG"
 	[ "$flavour" = debug ] && cat "$TOP/configs/debug.config"
 	true

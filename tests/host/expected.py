@@ -15,6 +15,7 @@ SERIES_FEATURES = {
     "kunit-portdrv",  # PCI/portdrv: Add KUnit tests for the services' Interrupt Message Numbers
     "core-owned-vectors",  # PCI/portdrv: Let the PCI core own the services' interrupts
     "bwctrl",       # PCI/bwctrl: Handle link bandwidth notification in the PCI core
+    "bwctrl-log",   # (the same patch: link changes are logged)
     "core-services",  # PCI/portdrv: Keep the services running without the port's driver
     "irq-pool",     # PCI/MSI: Let drivers on a port take interrupts from the pool (+ test driver)
     "no-port-driver",  # PCI/portdrv: Manage ports in the PCI core, without a driver
@@ -28,6 +29,19 @@ SERIES_FEATURES = {
     "doe-irq",      # PCI/DOE: Let the DOE mailboxes of ports interrupt
     "doe-irq-msi",  # PCI/DOE: Interrupt on MSI, and on ports that have no services
     "cxl-pmu-msg-num-0",  # perf/cxl: Accept a CPMU that interrupts on Interrupt Message Number 0
+}
+
+# Features series v2 (patches/mainline, on 7.3) has so far.
+V2_FEATURES = {
+    "msix-exact",   # PCI/portdrv: Let the PCI core set up the interrupts of port services
+    "core-owned-vectors",  # (same patch)
+    "aer-in-core",  # PCI/AER: Run AER as a PCI core feature, without a port service driver
+    "pme-in-core",  # PCI/PME: Run PME as a PCI core feature, without a port service driver
+    "dpc-in-core",  # PCI/DPC: Run DPC as a PCI core feature, without a port service driver
+    "hp-in-core",   # PCI: pciehp: Run native hot-plug as a PCI core feature
+    "bw-in-core",   # PCI/bwctrl: Run bandwidth control as a PCI core feature
+    "core-services",  # (the same: every service runs without the port's driver)
+    "no-service-devices",  # (the same: portdrv creates no service device)
 }
 
 
@@ -94,6 +108,23 @@ _hp_in_core.__doc__ = """The core runs pciehp itself: a port with native
     Downstream Port).  The handler ("pciehp"), slots, messages, hot-plug
     and surprise removal, PM and error recovery of the slot stay."""
 
+_bw_in_core = _service_in_core("bw")
+_bw_in_core.__doc__ = """The core runs bandwidth control itself (7.3 base:
+    a port service driver): a port with it active has one device less
+    below it (pcie010).  The handler ("PCIe bwctrl"), the enable bits,
+    link speed tracking and the cooling device stay."""
+
+
+def _no_service_devices(scen, key, v):
+    """portdrv creates no service device: those base leaves without a
+    driver go too (pciehp's on a port without an interrupt, which it
+    cannot run there unless told to poll).  /sys/bus/pci_express stays,
+    empty."""
+    if isinstance(v, dict) and "service_devices" in v:
+        return dict(v, child_devices=v["child_devices"] - v["service_devices"],
+                    service_devices=0)
+    return v
+
 
 def _no_service_bus(scen, key, v):
     """/sys/bus/pci_express is gone with struct pcie_device: no port has
@@ -141,6 +172,13 @@ def _msix_exact(scen, key, v):
         v["vectors"] = len(v["msg_nums"])
     if v["msix_table"] and v["msg_nums"] and max(v["msg_nums"]) >= v["msix_table"]:
         v["msix_warning"] = True
+    return v
+
+
+def _bwctrl_log(scen, key, v):
+    """v1's bandwidth notification also logs each link change ("bwctrl:
+    managed link change: ..."); 7.3's does not.  Logs are no facts, so
+    nothing changes here: the link-bw scenario looks for the lines."""
     return v
 
 
@@ -250,6 +288,7 @@ RULES = {
     "kunit-portdrv": _kunit_portdrv,
     "core-owned-vectors": _core_owned_vectors,
     "bwctrl": _bwctrl,
+    "bwctrl-log": _bwctrl_log,
     "core-services": _core_services,
     "irq-pool": _irq_pool,
     "no-port-driver": _no_port_driver,
@@ -258,6 +297,8 @@ RULES = {
     "aer-in-core": _aer_in_core,
     "msix-alloc-fault-injection": _msix_alloc_fault_injection,
     "hp-in-core": _hp_in_core,
+    "bw-in-core": _bw_in_core,
+    "no-service-devices": _no_service_devices,
     "no-service-bus": _no_service_bus,
     "cxl-port-pmu": _cxl_port_pmu,
     "doe-irq": _doe_irq,

@@ -9,6 +9,8 @@ v2 has so far on 7.3 and what any kernel must show:
   (tools/testing/selftests/pcie_port_services) passes on both kernels;
 - per port: which services have a handler, on which kind of interrupt
   (MSI-X, MSI, INTx), the same on both kernels;
+- bandwidth control registers a link speed cooling device for each port
+  it runs on, the same on both kernels;
 - the port's services survive unbinding and rebinding its driver and a
   remove/rescan of the port, on both kernels;
 - on the basic topology: errors injected with aer_inject below an MSI-X
@@ -145,6 +147,17 @@ class Mainline:
                 and p["vectors"] > sum(1 for c, a in p["irqs"].values()
                                        if c.startswith("PCI-MSIX") and a))
 
+            # Bandwidth control's cooling device: one per port whose
+            # bandwidth notifications have a handler
+            _, out = g.run("cat /sys/class/thermal/cooling_device*/type 2>/dev/null || true")
+            cooling = sorted(t[len("PCIe_Port_Link_Speed_"):] for t in out.split()
+                             if t.startswith("PCIe_Port_Link_Speed_"))
+            bw = sorted(b for b, p in ports.items()
+                        if any("PCIe bwctrl" in a for _, a in p["irqs"].values()))
+            r.eq(cooling, bw, f"mainline {label}: {scen}: a link speed cooling device for each "
+                              f"port with bandwidth control")
+            facts["cooling"] = cooling
+
             # Unbind and rebind the port driver of the first port with MSI
             # vectors, then remove and rescan it: its services come back.
             port = next((b for b, p in sorted(ports.items()) if p["vectors"]), None)
@@ -238,6 +251,8 @@ class Mainline:
             if not (b and s):
                 continue
             r.eq(s["kselftest"], b["kselftest"], f"mainline differential: {scen}: kselftest results")
+            r.eq(s["cooling"], b["cooling"],
+                 f"mainline differential: {scen}: link speed cooling devices")
             r.eq(s["ports"], b["ports"],
                  f"mainline differential: {scen}: each port's services and interrupt kinds")
             aer = sorted(k for k in set(b) | set(s) if k.startswith("aer "))

@@ -337,9 +337,11 @@ class Dump:
         return self.bios_year >= 2015
 
     # -- the rules ---------------------------------------------------------
-    def expected(self, p, features=frozenset()):
+    def expected(self, p, features=frozenset(), behaviour=None):
         """Services 6.12's portdrv would enable on this port; `features` are
-        the series' intended differences (expected.py) that change them."""
+        the series' intended differences (expected.py) that change them, and
+        `behaviour` what the target's unpatched kernel does differently
+        (targets.py; None: 6.12)."""
         prm = self.params()
         if prm["ports"] == "compat" or p.type not in ("rp", "dsp", "usp", "rcec"):
             return set()
@@ -353,7 +355,11 @@ class Dump:
             s.add("aer")
         if p.type in ("rp", "rcec") and (native or "PME" in osc):
             s.add("pme")
-        if p.dpc and aer_available and (prm["ports"] == "dpc-native" or "aer" in s):
+        if behaviour is None or behaviour["dpc_needs_aer_service"]:
+            dpc_allowed = "aer" in s
+        else:   # the OS owns AER (_OSC), whatever the port's type
+            dpc_allowed = native or "AER" in osc
+        if p.dpc and aer_available and (prm["ports"] == "dpc-native" or dpc_allowed):
             s.add("dpc")
         # 6.12 detects bandwidth notification but has no driver for it; the
         # series' core handles it where the link has more than one speed.

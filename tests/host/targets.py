@@ -1,0 +1,80 @@
+"""The targets of the series: a target is data, not a copy of the suite.
+
+Each target names its kernel, the features its series has (the rules of
+expected.py that turn a base fact into the series' fact), the scenarios of
+tests/run.py it runs, and what its unpatched kernel does differently from
+the other target's, where a scenario must know.  tests/run.py runs the
+scenarios of each target on its base and series kernels and compares each
+pair on its own.
+"""
+
+import expected
+
+
+class Target:
+    def __init__(self, name, prefix, features, scenarios, behaviour, base_features=()):
+        self.name = name            # kernel version
+        self.prefix = prefix        # of the kernels' labels in TAP and logs
+        self.features = frozenset(features)
+        # expected.py's features (written against 6.12) that the unpatched
+        # kernel of this target already has
+        self.base_features = frozenset(base_features)
+        self.scenarios = scenarios  # names in Suite.plan(); None: all
+        self.behaviour = behaviour
+
+    def has(self, what):
+        return self.behaviour[what]
+
+
+# What the unpatched kernels do differently (the scenarios ask by name):
+# - dpc_needs_aer_service: DPC only where the AER service runs, or with
+#   pcie_ports=dpc-native, so on a Switch Downstream Port only with
+#   dpc-native (6.12: the AER service is for Root Ports and RCECs; 7.3
+#   needs only the OS to own AER through _OSC);
+# - aer_counts_inaccessible: an error of a device whose AER registers could
+#   not be read after ERR_FATAL ("(Inaccessible)") is counted in its
+#   aer_dev_* statistics (7.3 counts before it looks at the status).
+BEHAVIOUR = {
+    "6.12": {"dpc_needs_aer_service": True, "aer_counts_inaccessible": False},
+    "7.3": {"dpc_needs_aer_service": False, "aer_counts_inaccessible": True},
+}
+
+LTS = Target("6.12", "", expected.SERIES_FEATURES, None, BEHAVIOUR["6.12"])
+
+# Series v2 (patches/mainline): its features are expected.V2_FEATURES (a
+# patch that changes what users see adds its feature there in the commit
+# that updates patches/mainline).  It runs every scenario of Suite.plan()
+# but those of v1's features v2 does not have yet: kunit, the interrupt
+# pool (port-pool*, msix-alloc-fail) and the CXL and DOE ones.  7.3 has
+# upstream's bandwidth controller (v1's "bwctrl" feature) in its base.
+MAINLINE = Target("7.3", "mainline-", expected.V2_FEATURES, [
+    "aer",
+    "dpc",
+    "dpc-pcie_ports=dpc-native",
+    "hotplug",
+    "hotplug-msix",
+    "rescan",
+    "runtime-pm",
+    "runtime-pm-pcie_port_pm=off",
+    "runtime-pm-pcie_port_pm=force",
+    "runtime-pm-project",
+    "s2idle",
+    "s2idle-surprise",
+    "services-basic",
+    "services-cxl",
+    "cmdline-pcie_ports=compat",
+    "cmdline-pcie_ports=native",
+    "cmdline-pci=noaer",
+    "cmdline-pcie_pme=nomsi",
+    "cmdline-pci=nomsi",
+    "cmdline-pci=nomsi+pcie_ports=native",
+    "aer-qemu",
+    "aer-qemu-project",
+    "services-msix",
+    "services-dpc",
+    "services-dpc-pcie_ports=dpc-native",
+    "rebind",
+    "link-bw",
+    "runtime-pm-project-pcie_port_pm=off",
+    "runtime-pm-project-pcie_port_pm=force",
+], BEHAVIOUR["7.3"], base_features={"bwctrl"})
