@@ -6,6 +6,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 from collections import Counter
 
 TOP = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -293,8 +294,10 @@ def run(r, each_patch=False, parts=PARTS):
     if "cocci" in parts:
         check_cocci(r, missing)
     if each_patch:
+        series_size(r, TREE, "patches/ (6.12, v1)")
         check_each_patch(r)
         if "mainline" in parts and os.path.exists(os.path.join(MAINLINE_TREE, ".git")):
+            series_size(r, MAINLINE_TREE, "patches/mainline/ (7.3, v2)")
             check_each_patch(r, MAINLINE_TREE, MAINLINE_BASE_TREE, MAINLINE_SPARSE,
                              "mainline: ")
 
@@ -464,6 +467,19 @@ def check_cocci(r, missing):
         new = outs[1] - outs[0]
         r.ok(failed is None and not new, name,
              failed or "\n".join(f"{n}x {x}" for x, n in sorted(new.items())))
+
+
+def series_size(r, tree, what):
+    """The series' size and churn (scripts/churn.py), as notes: v2's aims
+    (net-negative in drivers/, include/ and kernel/ once portdrv is gone,
+    no lines added by one patch and removed by a later one) are reported,
+    not asserted, while the series is being written."""
+    sys.path.insert(0, os.path.join(TOP, "scripts"))
+    import churn
+    lines, _ = churn.report(tree)
+    r.note(f"series {what}: " + lines[0])
+    for line in lines[1:]:
+        r.note(line)
 
 
 def check_each_patch(r, tree=TREE, base_tree=BASE_TREE, check=None, label=""):
