@@ -123,9 +123,10 @@ check-mutants: lts-only kernel-series initramfs qemu
 	@$(PY) tests/mutants.py --initrd $(INITRD) --qemu $(QEMU_BIN) --logdir $(LOGDIR)/mutants \
 		$(if $(ONLY),--only $(ONLY))
 
-bench: lts-only kernels initramfs qemu
-	@$(PY) scripts/bench.py --base $(BASE_IMG) --series $(SERIES_IMG) --initrd $(INITRD) \
-		--qemu $(QEMU_BIN) --out $(BUILD)/bench
+bench: lts-only kernels mainline-kernels initramfs qemu
+	@$(PY) scripts/bench.py --base $(BASE_IMG) --series $(SERIES_IMG) \
+		--mainline-base $(ML_BASE_IMG) --mainline-series $(ML_SERIES_IMG) --initrd $(INITRD) \
+		--qemu $(QEMU_BIN) --out $(BUILD)/bench $(if $(BENCH_TARGETS),--targets $(BENCH_TARGETS))
 
 clean:
 	rm -rf $(BUILD)/linux/.obj-* $(BUILD)/linux-base/.obj-* $(BUILD)/initramfs* \

@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""make bench: port setup cost on the base and the series kernel, in one run.
+"""make bench: port setup cost on the base and the series kernel of each
+target (6.12 with v1, 7.3 with v2), in one run.
 
 For each kernel, on the 'many' topology (64 empty MSI-X root ports):
   - vectors allocated per port and struct devices per port (after boot),
@@ -18,7 +19,9 @@ long the CXL core takes to read a switch's CDAT through its DOE mailbox
 (read_cdat_data() called from cxl_switch_port_probe(), kprobe and
 kretprobe; topology cxl-doe, the mailbox on MSI vector 0: polled on base,
 interrupting with the series; median of CDAT_RUNS reads).
-Prints a table and writes bench.json.  Nothing here is asserted.
+The s2idle and CDAT tables are the 6.12 target's (v2 has no DOE interrupts
+yet).  Each table has the series' value relative to its base (base = 1.0).
+Prints the tables and writes bench.json.  Nothing here is asserted.
 """
 import argparse
 import json
@@ -220,23 +223,34 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--base", required=True)
     ap.add_argument("--series", required=True)
+    ap.add_argument("--mainline-base", help="the 7.3 base kernel")
+    ap.add_argument("--mainline-series", help="the 7.3 kernel with series v2")
+    ap.add_argument("--targets", default="lts,mainline",
+                    help="which targets to measure (lts, mainline; comma-separated)")
     ap.add_argument("--initrd", required=True)
     ap.add_argument("--out", required=True)
     ap.add_argument("--qemu", help="the project's QEMU: also measure 8-entry MSI-X tables")
     a = ap.parse_args()
     os.makedirs(a.out, exist_ok=True)
+    want = set(a.targets.split(","))
+    pairs = []
+    if "lts" in want:
+        pairs.append(("6.12", "", a.base, a.series))
+    if "mainline" in want and a.mainline_base and a.mainline_series:
+        pairs.append(("7.3", "mainline-", a.mainline_base, a.mainline_series))
     runs = [("many", None)] + ([("many-msix", a.qemu)] if a.qemu else [])
     all_results = {}
-    for topology, qemu in runs:
-        results = []
-        for label, img in (("base", a.base), ("series", a.series)):
-            print(f"==> measuring {label} on '{topology}' ({img})", flush=True)
-            r = measure(label, img, a.initrd, a.out, topology, qemu)
-            r["vmlinux_text_bytes"] = text_size(img)
-            results.append(r)
-        all_results[topology] = results
-        report(topology, results)
-    if a.qemu:
+    for kver, prefix, base, series in pairs:
+        for topology, qemu in runs:
+            results = []
+            for label, img in (("base", base), ("series", series)):
+                print(f"==> measuring {kver} {label} on '{topology}' ({img})", flush=True)
+                r = measure(prefix + label, img, a.initrd, a.out, topology, qemu)
+                r["vmlinux_text_bytes"] = text_size(img)
+                results.append(r)
+            all_results[f"{kver} {topology}"] = results
+            report(f"{kver}: topology {topology}", results)
+    if a.qemu and "lts" in want:
         tables = [("s2idle-surprise", "endpoint pulled out during s2idle", surprise,
                    "s2idle, endpoint pulled out while asleep",
                    ("runs", "noticed_after_wake_ms", "noticed_after_wake_ms_max", "resume_ms")),
@@ -249,30 +263,39 @@ def main():
             for label, img in (("base", a.base), ("series", a.series)):
                 print(f"==> measuring {label}: {what}", flush=True)
                 results.append(fn(label, img, a.initrd, a.out, a.qemu))
-            all_results[key] = results
-            print(f"\n{title:<44}{'base':>14}{'series':>14}")
-            for k in keys:
-                print(f"{k:<44}{str(results[0].get(k)):>14}{str(results[1].get(k)):>14}")
-            print()
+            all_results[f"6.12 {key}"] = results
+            table(f"6.12: {title}", keys, results)
     with open(os.path.join(a.out, "bench.json"), "w") as f:
         json.dump(all_results, f, indent=2)
     print(f"(wall-clock times are from TCG and only comparable within one run)\n"
           f"machine-readable: {os.path.join(a.out, 'bench.json')}")
 
 
-def report(topology, results):
+def ratio(b, s):
+    if isinstance(b, (int, float)) and isinstance(s, (int, float)) and b:
+        return f"{s / b:.2f}"
+    return "-"
+
+
+def table(title, keys, results, rows=None):
+    print(f"\n{title:<44}{'base':>14}{'series':>14}{'series/base':>13}")
+    for k in keys:
+        b, s = results[0].get(k), results[1].get(k)
+        print(f"{k:<44}{str(b):>14}{str(s):>14}{ratio(b, s):>13}")
+    for k, b, s in rows or ():
+        print(f"{k:<44}{str(b):>14}{str(s):>14}{ratio(b, s):>13}")
+    print()
+
+
+def report(title, results):
     keys = ["ports", "vectors_per_port", "devices_per_port", "config_accesses_per_port",
             "msix_enable_cycles_per_port", "msi_enable_cycles_per_port", "boot_setup_span_ms",
             "rescan_ms", "vmlinux_text_bytes"]
-    print(f"\n{'topology ' + topology:<44}{'base':>14}{'series':>14}")
-    for k in keys:
-        print(f"{k:<44}{str(results[0].get(k)):>14}{str(results[1].get(k)):>14}")
     apis = sorted(set(results[0]["irq_api_calls_per_port"]) |
                   set(results[1]["irq_api_calls_per_port"]))
-    for k in apis:
-        print(f"{'calls/port ' + k:<44}{str(results[0]['irq_api_calls_per_port'].get(k, 0)):>14}"
-              f"{str(results[1]['irq_api_calls_per_port'].get(k, 0)):>14}")
-    print()
+    rows = [(f"calls/port {k}", results[0]["irq_api_calls_per_port"].get(k, 0),
+             results[1]["irq_api_calls_per_port"].get(k, 0)) for k in apis]
+    table(title, keys, results, rows)
 
 
 if __name__ == "__main__":
