@@ -55,8 +55,10 @@ def norm_warnings(text):
     same file still counts once more."""
     out = Counter()
     for line in text.splitlines():
-        if re.search(r"(warning|error):", line):
-            out[re.sub(r":\d+(:\d+)?:", ":", line.replace("../", ""))] += 1
+        # 7.3's kernel-doc says "Warning: file.c:47 struct member ..."
+        if re.search(r"(warning|error):", line, re.I):
+            line = re.sub(r":\d+(:\d+)?:", ":", line.replace("../", ""))
+            out[re.sub(r"(\.[ch]):\d+ ", r"\1: ", line)] += 1
     return out
 
 
