@@ -1175,16 +1175,17 @@ class Suite:
 
     def msix_alloc_fail(self, k, name):
         """A port whose MSI-X entries cannot be allocated: fail_function
-        fails the series' pcie_port_msix_alloc_entry() once, and rpa (MSI-X
+        fails the series' MSI-X entry allocation once (the target's
+        msix_fault_fn), and rpa (MSI-X
         table of 4, PME/hot-plug on entry 2, AER on 3, an endpoint) is
         removed and rescanned.  The core says which entry failed and that
         the services use INTx (a generic root port has no MSI), the same
         services run on INTx, and an error the emulator sends from below
         rpa is reported and recovered.  Without the injection the next rescan gives rpa its two
-        MSI-X entries back.  Base 6.12 allocates a port's vectors in one
-        go and has no injection point for them."""
+        MSI-X entries back.  The base kernels (6.12 and 7.3) allocate a
+        port's vectors in one go and have no injection point for them."""
         fi = "/sys/kernel/debug/fail_function"
-        fn = "pcie_port_msix_alloc_entry"
+        fn = k.target.names["msix_fault_fn"]
         with self.guest(k, name, topology="msix", project_qemu=True) as g:
             have = g.run(f"grep -q '^{fn}[[:space:]]' {fi}/injectable", check=False)[0] == 0
             k.facts.setdefault(name, {})["injection point"] = have
@@ -1195,7 +1196,7 @@ class Suite:
             if not have:
                 self.r.skip(self.t(k, f"{name}: a port whose MSI-X allocation fails falls back "
                                       "to INTx with its services"),
-                            f"this kernel has no injection point {fn}() (base 6.12 "
+                            f"this kernel has no injection point {fn}() (base "
                             "allocates a port's vectors in one go; CONFIG_FAIL_FUNCTION)")
                 return
             ids, _ = pci_ids(g.qmp)

@@ -35,6 +35,7 @@ SERIES_FEATURES = {
 V2_FEATURES = {
     "msix-exact",   # PCI/portdrv: Let the PCI core set up the interrupts of port services
     "core-owned-vectors",  # (same patch)
+    "msix-alloc-fault-injection",  # (same patch: pci_port_msix_alloc_at())
     "aer-in-core",  # PCI/AER: Run AER as a PCI core feature, without a port service driver
     "pme-in-core",  # PCI/PME: Run PME as a PCI core feature, without a port service driver
     "dpc-in-core",  # PCI/DPC: Run DPC as a PCI core feature, without a port service driver
@@ -270,8 +271,9 @@ def _irq_pool(scen, key, v):
 
 
 def _msix_alloc_fault_injection(scen, key, v):
-    """pcie_port_msix_alloc_entry() is a fail_function injection point
-    (base allocates a port's vectors in one go and has none): the
+    """The series' MSI-X entry allocation is a fail_function injection
+    point (v1 pcie_port_msix_alloc_entry(), v2 pci_port_msix_alloc_at();
+    base allocates a port's vectors in one go and has none): the
     msix-alloc-fail scenario runs only on the series."""
     if scen == "msix-alloc-fail" and key == "injection point" and v is False:
         return True

@@ -17,7 +17,7 @@ class Reporter:
             print(f"ok {self.n} - {name}", file=self.out, flush=True)
         else:
             self.failed += 1
-            self.failures.append(name)
+            self.failures.append((name, str(diag or "")))
             print(f"not ok {self.n} - {name}", file=self.out, flush=True)
             if diag:
                 for line in str(diag).splitlines()[:60]:
@@ -44,9 +44,16 @@ class Reporter:
     def finish(self):
         print(f"1..{self.n}", file=self.out)
         if self.failures:
+            # The closing lines are what a CI log's tail keeps: each
+            # failure with the start and the end of its diagnostics.
             print("# failed:", file=self.out)
-            for f in self.failures:
-                print(f"#   {f}", file=self.out)
+            for name, diag in self.failures:
+                print(f"#   {name}", file=self.out)
+                lines = [ln for ln in diag.splitlines() if ln.strip()]
+                if len(lines) > 12:
+                    lines = lines[:4] + ["..."] + lines[-7:]
+                for line in lines:
+                    print(f"#       {line[:300]}", file=self.out)
         print(f"{self.passed} passed, {self.failed} failed, {self.skipped} skipped",
               file=self.out, flush=True)
         return 0 if self.failed == 0 else 1

@@ -12,7 +12,8 @@ import expected
 
 
 class Target:
-    def __init__(self, name, prefix, features, scenarios, behaviour, base_features=()):
+    def __init__(self, name, prefix, features, scenarios, behaviour, base_features=(),
+                 names=None):
         self.name = name            # kernel version
         self.prefix = prefix        # of the kernels' labels in TAP and logs
         self.features = frozenset(features)
@@ -21,6 +22,8 @@ class Target:
         self.base_features = frozenset(base_features)
         self.scenarios = scenarios  # names in Suite.plan(); None: all
         self.behaviour = behaviour
+        # what the target's series calls the things a scenario uses
+        self.names = dict(names or {})
 
     def has(self, what):
         return self.behaviour[what]
@@ -39,13 +42,17 @@ BEHAVIOUR = {
     "7.3": {"dpc_needs_aer_service": False, "aer_counts_inaccessible": True},
 }
 
-LTS = Target("6.12", "", expected.SERIES_FEATURES, None, BEHAVIOUR["6.12"])
+# The series' names a scenario needs:
+# - msix_fault_fn: the fail_function injection point that fails the
+#   allocation of one MSI-X entry of a port's services (msix-alloc-fail).
+LTS = Target("6.12", "", expected.SERIES_FEATURES, None, BEHAVIOUR["6.12"],
+             names={"msix_fault_fn": "pcie_port_msix_alloc_entry"})
 
 # Series v2 (patches/mainline): its features are expected.V2_FEATURES (a
 # patch that changes what users see adds its feature there in the commit
 # that updates patches/mainline).  It runs every scenario of Suite.plan()
 # but those of v1's features v2 does not have yet: kunit, the interrupt
-# pool (port-pool*, msix-alloc-fail) and the CXL and DOE ones.  7.3 has
+# pool (port-pool*) and the CXL and DOE ones.  7.3 has
 # upstream's bandwidth controller (v1's "bwctrl" feature) in its base.
 MAINLINE = Target("7.3", "mainline-", expected.V2_FEATURES, [
     "aer",
@@ -77,4 +84,6 @@ MAINLINE = Target("7.3", "mainline-", expected.V2_FEATURES, [
     "link-bw",
     "runtime-pm-project-pcie_port_pm=off",
     "runtime-pm-project-pcie_port_pm=force",
-], BEHAVIOUR["7.3"], base_features={"bwctrl"})
+    "msix-alloc-fail",
+], BEHAVIOUR["7.3"], base_features={"bwctrl"},
+    names={"msix_fault_fn": "pci_port_msix_alloc_at"})
