@@ -65,17 +65,25 @@ mk=(make -C "$src" O="$obj" CC="ccache gcc" HOSTCC="ccache gcc" -j"$(jobs)" -s)
 
 stamp=$obj/.config-input
 want=$(cat "$frag" | sha1sum)
-if [ ! -f "$obj/.config" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
-	msg "configuring $which ($flavour)"
-	KCONFIG_ALLCONFIG=$frag "${mk[@]}" allnoconfig >&2
-	# Every option the fragment sets must have survived.
-	bad=$(grep -E '^CONFIG_[A-Z0-9_]+=' "$frag" | while IFS= read -r l; do
+# The options of the fragment the .config does not have as asked
+unsatisfied() {
+	grep -E '^CONFIG_[A-Z0-9_]+=' "$frag" | while IFS= read -r l; do
 		k=${l%%=*} v=${l#*=}
 		case "$v" in
 		n) grep -qx "$k=y" "$obj/.config" && echo "$l" ;;
 		*) grep -qxF "$l" "$obj/.config" || echo "$l" ;;
 		esac
-	done || true)
+	done || true
+}
+# Configure when the fragment changed, and when a make run by hand at
+# another commit of the tree rewrote the .config (Kconfig drops options
+# that commit does not have).
+if [ ! -f "$obj/.config" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ] ||
+	[ -n "$(unsatisfied)" ]; then
+	msg "configuring $which ($flavour)"
+	KCONFIG_ALLCONFIG=$frag "${mk[@]}" allnoconfig >&2
+	# Every option the fragment sets must have survived.
+	bad=$(unsatisfied)
 	[ -z "$bad" ] || die "config options not satisfied for $which: $(echo $bad)"
 	echo "$want" >"$stamp"
 fi

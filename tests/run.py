@@ -1506,11 +1506,11 @@ class Suite:
     def kunit(self, k, name):
         with self.guest(k, name) as g:
             suites = self.kunit_results(g.sh("dmesg"))
-            want = expected.SERIES_KUNIT_SUITES if k.series else set()
-            k.facts.setdefault(name, {})["suites"] = sorted(
-                s for s in suites if s in expected.SERIES_KUNIT_SUITES)
-            self.r.eq(sorted(s for s in suites if s in expected.SERIES_KUNIT_SUITES),
-                      sorted(want), self.t(k, f"{name}: the series' KUnit suites ran at boot"))
+            known = set(expected.KUNIT_SUITES.values())
+            want = {s for f, s in expected.KUNIT_SUITES.items() if f in k.features}
+            k.facts.setdefault(name, {})["suites"] = sorted(s for s in suites if s in known)
+            self.r.eq(sorted(s for s in suites if s in known), sorted(want),
+                      self.t(k, f"{name}: the series' KUnit suites ran at boot"))
             for suite in sorted(set(suites) & want):
                 cases = suites[suite]
                 self.r.ok(len(cases) > 0, self.t(k, f"{name}: {suite} has test cases"))
@@ -1519,6 +1519,18 @@ class Suite:
                         self.r.skip(self.t(k, f"{name}: {suite}.{case}"), "skipped by KUnit")
                     else:
                         self.r.ok(ok, self.t(k, f"{name}: {suite}.{case}"))
+            # Upstream's own suites the target's kernels build (the
+            # series must not change what they find): each ran and passed,
+            # and the differential compares their cases on base and series
+            for suite in sorted(k.target.names.get("upstream_kunit", ())):
+                cases = suites.get(suite, [])
+                self.r.ok(len(cases) > 0, self.t(k, f"{name}: upstream's {suite} ran at boot"))
+                bad = [c for ok, c, skipped in cases if not ok and not skipped]
+                self.r.ok(cases and not bad,
+                          self.t(k, f"{name}: upstream's {suite} passes"), f"failed: {bad}")
+                k.facts[name][f"upstream {suite}"] = [
+                    f"{'skip' if skipped else 'ok' if ok else 'not ok'} {c}"
+                    for ok, c, skipped in cases]
             self.dmesg_clean(k, g, name)
 
     # -- the plan -----------------------------------------------------------------

@@ -36,6 +36,7 @@ V2_FEATURES = {
     "msix-exact",   # PCI/portdrv: Let the PCI core set up the interrupts of port services
     "core-owned-vectors",  # (same patch)
     "msix-alloc-fault-injection",  # (same patch: pci_port_msix_alloc_at())
+    "kunit-port-irq",  # PCI/portdrv: Add KUnit tests for the interrupts of port services
     "aer-in-core",  # PCI/AER: Run AER as a PCI core feature, without a port service driver
     "pme-in-core",  # PCI/PME: Run PME as a PCI core feature, without a port service driver
     "dpc-in-core",  # PCI/DPC: Run DPC as a PCI core feature, without a port service driver
@@ -253,12 +254,16 @@ def _doe_irq_msi(scen, key, v):
     return v
 
 
-def _kunit_portdrv(scen, key, v):
-    """The series adds the KUnit suite pcie-portdrv, run at boot (base has
-    none of the series' suites)."""
-    if scen == "kunit" and key == "suites" and v == []:
-        return sorted(SERIES_KUNIT_SUITES)
-    return v
+def _kunit_suite(feature):
+    """The series adds a KUnit suite, run at boot (base has none of the
+    series' suites)."""
+    suite = KUNIT_SUITES[feature]
+
+    def rule(scen, key, v):
+        if scen == "kunit" and key == "suites" and isinstance(v, list) and suite not in v:
+            return sorted(v + [suite])
+        return v
+    return rule
 
 
 def _irq_pool(scen, key, v):
@@ -282,12 +287,16 @@ def _msix_alloc_fault_injection(scen, key, v):
 
 # KUnit suites the series adds (configs/series.config builds them in); the
 # base kernel has none of its own.
-SERIES_KUNIT_SUITES = {"pcie-portdrv"}
+KUNIT_SUITES = {
+    "kunit-portdrv": "pcie-portdrv",    # v1
+    "kunit-port-irq": "pci-port-irq",   # v2
+}
 
 # feature -> function(scenario, key, base_value) -> series value
 RULES = {
     "msix-exact": _msix_exact,
-    "kunit-portdrv": _kunit_portdrv,
+    "kunit-portdrv": _kunit_suite("kunit-portdrv"),
+    "kunit-port-irq": _kunit_suite("kunit-port-irq"),
     "core-owned-vectors": _core_owned_vectors,
     "bwctrl": _bwctrl,
     "bwctrl-log": _bwctrl_log,

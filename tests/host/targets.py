@@ -44,15 +44,18 @@ BEHAVIOUR = {
 
 # The series' names a scenario needs:
 # - msix_fault_fn: the fail_function injection point that fails the
-#   allocation of one MSI-X entry of a port's services (msix-alloc-fail).
+#   allocation of one MSI-X entry of a port's services (msix-alloc-fail);
+# - upstream_kunit: upstream's KUnit suites both kernels of the target
+#   build (configs/), which must pass on base and series alike (kunit):
+#   genirq's irq_test.c, as the series changes kernel/irq/msi.c.
 LTS = Target("6.12", "", expected.SERIES_FEATURES, None, BEHAVIOUR["6.12"],
              names={"msix_fault_fn": "pcie_port_msix_alloc_entry"})
 
 # Series v2 (patches/mainline): its features are expected.V2_FEATURES (a
 # patch that changes what users see adds its feature there in the commit
 # that updates patches/mainline).  It runs every scenario of Suite.plan()
-# but those of v1's features v2 does not have yet: kunit, the interrupt
-# pool (port-pool*) and the CXL and DOE ones.  7.3 has
+# but those of v1's features v2 does not have yet: the interrupt pool
+# (port-pool*) and the CXL and DOE ones.  7.3 has
 # upstream's bandwidth controller (v1's "bwctrl" feature) in its base.
 MAINLINE = Target("7.3", "mainline-", expected.V2_FEATURES, [
     "aer",
@@ -85,5 +88,6 @@ MAINLINE = Target("7.3", "mainline-", expected.V2_FEATURES, [
     "runtime-pm-project-pcie_port_pm=off",
     "runtime-pm-project-pcie_port_pm=force",
     "msix-alloc-fail",
+    "kunit",
 ], BEHAVIOUR["7.3"], base_features={"bwctrl"},
-    names={"msix_fault_fn": "pci_port_msix_alloc_at"})
+    names={"msix_fault_fn": "pci_port_msix_alloc_at", "upstream_kunit": ["irq_test_cases"]})
