@@ -44,6 +44,8 @@ V2_FEATURES = {
     "bw-in-core",   # PCI/bwctrl: Run bandwidth control as a PCI core feature
     "core-services",  # (the same: every service runs without the port's driver)
     "no-service-devices",  # (the same: portdrv creates no service device)
+    "irq-pool",     # PCI/portdrv: Let drivers bound to a port take interrupts from its pool
+                    # (+ PCI/portdrv: Add a test driver for the interrupt pool of ports)
 }
 
 
