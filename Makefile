@@ -109,13 +109,21 @@ check-static: lts-only tree mainline-kernels
 check-series: lts-only tree mainline-kernels
 	@$(PY) tests/run.py --static-only --each-patch
 
-check-debug: lts-only tree initramfs qemu
-	@bash scripts/kbuild.sh base debug >/dev/null
-	@bash scripts/kbuild.sh series debug >/dev/null
+# Lockdep, KASAN, kmemleak and friends (configs/debug.config) on the base and
+# series kernels of each target in DEBUG_TARGETS (default: both).
+DEBUG_TARGETS ?= lts mainline
+check-debug: lts-only tree initramfs qemu $(if $(filter mainline,$(DEBUG_TARGETS)),mainline-tree)
+	$(if $(filter lts,$(DEBUG_TARGETS)),@bash scripts/kbuild.sh base debug >/dev/null)
+	$(if $(filter lts,$(DEBUG_TARGETS)),@bash scripts/kbuild.sh series debug >/dev/null)
+	$(if $(filter mainline,$(DEBUG_TARGETS)),@TARGET=mainline bash scripts/kbuild.sh base debug >/dev/null)
+	$(if $(filter mainline,$(DEBUG_TARGETS)),@TARGET=mainline bash scripts/kbuild.sh series debug >/dev/null)
 	@mkdir -p $(LOGDIR)/debug
-	@$(PY) tests/run.py --base $(BUILD)/linux-base/.obj-debug/arch/x86/boot/bzImage \
-		--series $(BUILD)/linux/.obj-debug/arch/x86/boot/bzImage --initrd $(INITRD) \
-		--qemu $(QEMU_BIN) --logdir $(LOGDIR)/debug --debug $(if $(ONLY),--only $(ONLY))
+	@$(PY) tests/run.py --initrd $(INITRD) --qemu $(QEMU_BIN) --logdir $(LOGDIR)/debug --debug \
+		$(if $(filter lts,$(DEBUG_TARGETS)),--base $(BUILD)/linux-base/.obj-debug/arch/x86/boot/bzImage \
+			--series $(BUILD)/linux/.obj-debug/arch/x86/boot/bzImage) \
+		$(if $(filter mainline,$(DEBUG_TARGETS)),--mainline-base $(BUILD)/mainline/linux-base/.obj-debug/arch/x86/boot/bzImage \
+			--mainline-series $(BUILD)/mainline/linux/.obj-debug/arch/x86/boot/bzImage) \
+		$(if $(ONLY),--only $(ONLY))
 
 # Deliberately broken variants (one-line kernel bugs, missing tools): each
 # must make the suite fail in the check meant to catch it.  Not part of CI.

@@ -46,6 +46,7 @@ V2_FEATURES = {
     "no-service-devices",  # (the same: portdrv creates no service device)
     "irq-pool",     # PCI/portdrv: Let drivers bound to a port take interrupts from its pool
                     # (+ PCI/portdrv: Add a test driver for the interrupt pool of ports)
+    "no-service-bus",  # PCI/portdrv: Remove the port service bus and its driver interface
 }
 
 
@@ -123,7 +124,7 @@ def _no_service_devices(scen, key, v):
     """portdrv creates no service device: those base leaves without a
     driver go too (pciehp's on a port without an interrupt, which it
     cannot run there unless told to poll).  /sys/bus/pci_express stays,
-    empty."""
+    empty, until the bus goes ("no-service-bus")."""
     if isinstance(v, dict) and "service_devices" in v:
         return dict(v, child_devices=v["child_devices"] - v["service_devices"],
                     service_devices=0)
