@@ -55,6 +55,15 @@ KNOWN_SPLATS = [
                 r".*irq/\d+-pciehp.*is trying to acquire lock:\n"
                 r".*\((&ctrl->reset_lock|pci_rescan_remove_lock)\).*"
                 r"at: pciehp_(un)?configure_device")),
+    # 7.3: pci_slot_reset() calls pciehp_reset_slot() (ctrl->reset_lock)
+    # under pci_slot_mutex, and pciehp_configure_device() scans the slot,
+    # which takes pci_slot_mutex (pci_dev_assign_slot()), under
+    # ctrl->reset_lock and pci_rescan_remove_lock: the same inversion
+    # with pci_slot_mutex in the chain (drivers/pci/slot.c, pci.c).
+    ("lockdep: pci_slot_mutex vs pciehp reset_lock vs pci_rescan_remove_lock",
+     re.compile(r"possible circular locking dependency detected(.*\n){1,4}"
+                r".*irq/\d+-pciehp.*is trying to acquire lock:\n"
+                r".*\(pci_slot_mutex\).*at: pci_dev_assign_slot")),
 ]
 
 
