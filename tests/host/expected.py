@@ -47,6 +47,7 @@ V2_FEATURES = {
     "irq-pool",     # PCI/portdrv: Let drivers bound to a port take interrupts from its pool
                     # (+ PCI/portdrv: Add a test driver for the interrupt pool of ports)
     "no-service-bus",  # PCI/portdrv: Remove the port service bus and its driver interface
+    "no-port-driver",  # PCI/portdrv: Manage ports in the PCI core and remove the pcieport driver
 }
 
 

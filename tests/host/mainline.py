@@ -24,6 +24,9 @@ The intended differences, listed once (INTENDED) and asserted:
   base allocates up to the largest number and may leave some idle;
 - unbound: with the port driver unbound, base has freed the port's MSI
   vectors, the series keeps them (the PCI core owns them);
+- driver: base binds pcieport to every port; on the series no driver binds
+  (the PCI core manages ports), so the rebind check binds the pool test
+  driver through driver_override;
 - hostile: a port whose Message Number is beyond its MSI-X table
   (the project's QEMU, msix topology, 00:02.2) falls back to INTx on both;
   the series says why in the log.
@@ -49,6 +52,8 @@ INTENDED = {
                "base may allocate idle ones",
     "unbound": "with pcieport unbound, base has freed the port's MSI vectors, the series keeps them",
     "hostile": "a Message Number beyond the MSI-X table: INTx on both, the series logs why",
+    "driver": "base binds pcieport to every port, the series no driver (the PCI core manages "
+              "ports; the rebind check binds the pool test driver there)",
 }
 
 # Every PCI bridge and RCEC: its MSI/MSI-X vectors and INTx line, each with
@@ -60,6 +65,11 @@ PORTS_SH = ("for d in /sys/bus/pci/devices/*; do "
             "for i in $(ls $d/msi_irqs 2>/dev/null) $(cat $d/irq); do "
             "l=$(grep \"^ *$i:\" /proc/interrupts) && echo \"irq $b $i $l\"; "
             "done; done")
+
+# The driver the rebind check binds to a port where no driver binds to
+# ports (expected.py, "no-port-driver"): the pool test driver, through
+# driver_override.  Its own handlers are not a service's.
+POOL_DRIVER = "pcie_port_pool_test"
 
 WARN_RE = re.compile(r"WARNING:|BUG:|Oops|general protection|Call Trace:|INFO: task .* blocked")
 
@@ -90,7 +100,8 @@ def port_view(p):
         kind = "MSI-X" if chip.startswith("PCI-MSIX") else "MSI" if chip.startswith("PCI-MSI") \
             else "INTx"
         for a in filter(None, (x.strip() for x in actions.split(","))):
-            view.add(f"{a}@{kind}")
+            if a != POOL_DRIVER:
+                view.add(f"{a}@{kind}")
     return sorted(view)
 
 
@@ -160,13 +171,26 @@ class Mainline:
 
             # Unbind and rebind the port driver of the first port with MSI
             # vectors, then remove and rescan it: its services come back.
+            # Where no driver binds to ports, bind the pool test driver first.
             port = next((b for b, p in sorted(ports.items()) if p["vectors"]), None)
             if port:
-                _, out = g.run(f"echo {port} > /sys/bus/pci/drivers/pcieport/unbind; "
+                drv = "pcieport"
+                facts["port driver"] = g.sh(f"readlink /sys/bus/pci/devices/{port}/driver | "
+                                            "sed 's|.*/||'") or "none"
+                if facts["port driver"] == "none":
+                    drv = POOL_DRIVER
+                    g.run(f"echo {drv} > /sys/bus/pci/devices/{port}/driver_override; "
+                          f"echo {port} > /sys/bus/pci/drivers_probe")
+                _, out = g.run(f"echo {port} > /sys/bus/pci/drivers/{drv}/unbind; "
                                f"ls /sys/bus/pci/devices/{port}/msi_irqs 2>/dev/null | wc -l")
                 facts["unbound"] = "kept" if int(out.split()[-1]) == ports[port]["vectors"] \
                     else "freed" if int(out.split()[-1]) == 0 else f"partly ({out.strip()})"
-                g.run(f"echo {port} > /sys/bus/pci/drivers/pcieport/bind")
+                g.run(f"echo {port} > /sys/bus/pci/drivers/{drv}/bind")
+                r.eq(g.sh(f"readlink /sys/bus/pci/devices/{port}/driver | sed 's|.*/||'"), drv,
+                     f"mainline {label}: {scen}: {port}: {drv} bound again")
+                if drv == POOL_DRIVER:
+                    g.run(f"echo {port} > /sys/bus/pci/drivers/{drv}/unbind; "
+                          f"echo > /sys/bus/pci/devices/{port}/driver_override")
                 _, out = g.run(PORTS_SH)
                 r.eq(port_view(parse_ports(out).get(port, {"irqs": {}})), facts["ports"][port],
                      f"mainline {label}: {scen}: {port}: services back after unbind and bind")
@@ -265,6 +289,10 @@ class Mainline:
             r.eq(more, {}, f"mainline differential: {scen}: vectors: no port has more than on base")
             r.eq(s["idle-msix"], [],
                  f"mainline differential: {scen}: vectors: no idle MSI-X vector on the series")
+            if "port driver" in b or "port driver" in s:
+                r.eq((b.get("port driver"), s.get("port driver")), ("pcieport", "none"),
+                     f"mainline differential: {scen}: driver: pcieport on base, none on the "
+                     f"series")
             if "unbound" in b:
                 r.eq((b["unbound"], s["unbound"]), ("freed", "kept"),
                      f"mainline differential: {scen}: unbound: base frees the port's vectors, "
