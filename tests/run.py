@@ -1720,12 +1720,18 @@ def main():
             if not os.path.exists(img):
                 sys.exit(f"{label} kernel {img} does not exist: run 'make kernels' first")
             kernels.append(Kernel(label, img, args))
-    mainline_kernels = bool(args.mainline_base and args.mainline_series)
-    if mainline_kernels and not args.static_only:
-        kernels += [Kernel("base", args.mainline_base, args, targets.MAINLINE),
-                    Kernel("series", args.mainline_series, args, targets.MAINLINE)]
+    # One mainline kernel alone runs its scenarios without the differential
+    mainline_kernels = bool(args.mainline_base or args.mainline_series)
+    if not args.static_only:
+        for label in ("base", "series"):
+            img = getattr(args, f"mainline_{label}")
+            if img:
+                if not os.path.exists(img):
+                    sys.exit(f"mainline {label} kernel {img} does not exist: "
+                             "run 'make mainline-kernels' first")
+                kernels.append(Kernel(label, img, args, targets.MAINLINE))
     if not kernels and not args.static_only and not mainline_kernels:
-        sys.exit("give --base and/or --series, or --mainline-base and --mainline-series")
+        sys.exit("give --base and/or --series, or --mainline-base and/or --mainline-series")
     if (kernels or mainline_kernels) and not (args.initrd and os.path.exists(args.initrd)):
         sys.exit("no initramfs: run 'make initramfs' first")
     only = [o for o in args.only.split(",") if o]
