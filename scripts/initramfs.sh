@@ -5,11 +5,13 @@ set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
 out=$BUILD/initramfs.cpio.gz
-inputs=("$TOP/tests/guest" "$TOP/patches/mainline" /bin/busybox /usr/bin/lspci /usr/bin/setpci "$0")
+# The 7.3 tree's base-version: upstream's pcie_bwctrl kselftest comes from it.
+inputs=("$TOP/tests/guest" "$TOP/patches/mainline" /bin/busybox /usr/bin/lspci /usr/bin/setpci
+	/bin/bash "$BUILD/mainline/base-version" "$0")
 if [ -f "$out" ] && [ -z "$(find "${inputs[@]}" -newer "$out" 2>/dev/null | head -n 1)" ]; then
 	echo "$out"; exit 0
 fi
-for t in /bin/busybox /usr/bin/lspci /usr/bin/setpci; do
+for t in /bin/busybox /usr/bin/lspci /usr/bin/setpci /bin/bash; do
 	[ -x "$t" ] || die "$t missing: install busybox-static and pciutils (make deps)"
 done
 case "$(file -L /bin/busybox 2>/dev/null) $(ldd /bin/busybox 2>&1)" in
@@ -23,9 +25,10 @@ rm -rf "$root"
 mkdir -p "$root"/{bin,sbin,usr/bin,usr/sbin,usr/local/bin,usr/share/misc,lib,lib64,proc,sys,dev,tmp,run,etc}
 cp /bin/busybox "$root/bin/busybox"
 install -m 0755 "$TOP/tests/guest/init" "$root/init"
-for t in lspci setpci; do
-	cp "/usr/bin/$t" "$root/usr/bin/$t"
-	for lib in $(ldd "/usr/bin/$t" | grep -o '/[^ ]*'); do
+# bash for upstream's kselftests, which are bash scripts
+for t in /usr/bin/lspci /usr/bin/setpci /bin/bash; do
+	cp "$t" "$root$t"
+	for lib in $(ldd "$t" | grep -o '/[^ ]*'); do
 		cp --parents -nL "$lib" "$root"
 	done
 done
@@ -46,6 +49,20 @@ patch=$(grep -l "^+++ b/$ksft$" "$TOP"/patches/mainline/[0-9]*.patch 2>/dev/null
 	die "cannot take $ksft from $patch (git apply failed)"
 install -m 0755 "$root/tmp/$ksft" "$root/usr/local/bin/kselftest-port-services"
 rm -rf "$root/tmp/tools"
+# Upstream's bandwidth control kselftest (tools/testing/selftests/pcie_bwctrl),
+# from the 7.3 tree as Debian ships it, when that tree is there (the mainline
+# target): /usr/local/lib/kselftest/pcie_bwctrl.  tests/host/mainline.py
+# fails if it is missing.
+mtree=$BUILD/mainline/linux
+if git -C "$mtree" rev-parse -q --verify 'base^{commit}' >/dev/null 2>&1; then
+	mkdir -p "$root/usr/local/lib/kselftest/pcie_bwctrl"
+	for f in set_pcie_cooling_state.sh set_pcie_speed.sh; do
+		git -C "$mtree" show "base:tools/testing/selftests/pcie_bwctrl/$f" \
+			>"$root/usr/local/lib/kselftest/pcie_bwctrl/$f" ||
+			die "no tools/testing/selftests/pcie_bwctrl/$f in $mtree (tag base): is it 7.3?"
+		chmod 0755 "$root/usr/local/lib/kselftest/pcie_bwctrl/$f"
+	done
+fi
 
 (cd "$root" && find . | LC_ALL=C sort | cpio -o -H newc --quiet -R 0:0 | gzip -1) >"$out.tmp"
 mv "$out.tmp" "$out"

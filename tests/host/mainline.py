@@ -10,7 +10,9 @@ v2 has so far on 7.3 and what any kernel must show:
 - per port: which services have a handler, on which kind of interrupt
   (MSI-X, MSI, INTx), the same on both kernels;
 - bandwidth control registers a link speed cooling device for each port
-  it runs on, the same on both kernels;
+  it runs on, the same on both kernels; upstream's kselftest
+  (tools/testing/selftests/pcie_bwctrl) changes a link's speed through it
+  on the project's QEMU, which retrains the link to the Target Link Speed;
 - the port's services survive unbinding and rebinding its driver and a
   remove/rescan of the port, on both kernels;
 - on the basic topology: errors injected with aer_inject below an MSI-X
@@ -70,6 +72,8 @@ PORTS_SH = ("for d in /sys/bus/pci/devices/*; do "
 # ports (expected.py, "no-port-driver"): the pool test driver, through
 # driver_override.  Its own handlers are not a service's.
 POOL_DRIVER = "pcie_port_pool_test"
+# The core's handler on a service's vector a driver shares through the pool
+POOL_DEMUX = "pcie-pool"
 
 WARN_RE = re.compile(r"WARNING:|BUG:|Oops|general protection|Call Trace:|INFO: task .* blocked")
 
@@ -100,7 +104,7 @@ def port_view(p):
         kind = "MSI-X" if chip.startswith("PCI-MSIX") else "MSI" if chip.startswith("PCI-MSI") \
             else "INTx"
         for a in filter(None, (x.strip() for x in actions.split(","))):
-            if a != POOL_DRIVER:
+            if a not in (POOL_DRIVER, POOL_DEMUX):
                 view.add(f"{a}@{kind}")
     return sorted(view)
 
@@ -168,6 +172,11 @@ class Mainline:
             r.eq(cooling, bw, f"mainline {label}: {scen}: a link speed cooling device for each "
                               f"port with bandwidth control")
             facts["cooling"] = cooling
+
+            # Upstream's kselftest of bandwidth control, on the project's
+            # QEMU, which retrains a link to the Target Link Speed set
+            if topo == "msix" and not cmdline:
+                self.bwctrl_kselftest(g, label, scen, facts)
 
             # Unbind and rebind the port driver of the first port with MSI
             # vectors, then remove and rescan it: its services come back.
@@ -265,6 +274,41 @@ class Mainline:
                   f"mainline {label}: {scen}: s2idle suspend and resume, services as before",
                   f"entered={entered} rc={rc} {out}\nbefore {views[0]}\nafter  {views[1]}")
 
+    def bwctrl_kselftest(self, g, label, scen, facts):
+        """tools/testing/selftests/pcie_bwctrl of the 7.3 tree: it steps a
+        port's link speed cooling device through its states and checks the
+        port's current_link_speed after each.  Each retraining sets Link
+        Bandwidth Management Status, so bandwidth control's interrupt
+        count moves too."""
+        r = self.r
+        where = "/usr/local/lib/kselftest/pcie_bwctrl"
+        t = f"mainline {label}: {scen}: upstream's kselftest pcie_bwctrl"
+        if g.run(f"test -x {where}/set_pcie_cooling_state.sh", check=False)[0]:
+            r.ok(False, f"{t} is in the initramfs",
+                 "scripts/initramfs.sh takes it from build/mainline/linux: make mainline-tree, "
+                 "then make initramfs")
+            return
+
+        def bw_irqs():
+            _, out = g.run("grep 'PCIe bwctrl' /proc/interrupts || true")
+            n = 0
+            for line in out.splitlines():
+                for f in line.split()[1:]:
+                    if not f.isdigit():
+                        break
+                    n += int(f)
+            return n
+
+        before = bw_irqs()
+        rc, out = g.run(f"cd {where} && ./set_pcie_cooling_state.sh", check=False, timeout=180)
+        after = bw_irqs()
+        r.ok(rc == 0 and "set_pcie_speed [PASS]" in out,
+             f"{t} passes: the link retrains to each speed the cooling device sets", out)
+        r.ok(after > before, f"{t}: bandwidth control's interrupt fired on the retrainings",
+             f"PCIe bwctrl interrupts {before} -> {after}")
+        facts["bwctrl kselftest"] = [re.sub(r" with /sys/class/thermal/\S+", "", ln)
+                                     for ln in out.splitlines() if ln.startswith("set_pcie_")]
+
     def differential(self):
         r = self.r
         r.note("--- mainline differential: 7.3 base vs series v2; intended differences:")
@@ -277,6 +321,9 @@ class Mainline:
             r.eq(s["kselftest"], b["kselftest"], f"mainline differential: {scen}: kselftest results")
             r.eq(s["cooling"], b["cooling"],
                  f"mainline differential: {scen}: link speed cooling devices")
+            if "bwctrl kselftest" in b or "bwctrl kselftest" in s:
+                r.eq(s.get("bwctrl kselftest"), b.get("bwctrl kselftest"),
+                     f"mainline differential: {scen}: kselftest pcie_bwctrl results")
             r.eq(s["ports"], b["ports"],
                  f"mainline differential: {scen}: each port's services and interrupt kinds")
             aer = sorted(k for k in set(b) | set(s) if k.startswith("aer "))
