@@ -23,6 +23,8 @@ while IFS='=' read -r key val; do
 done < <(target_conf "$TARGET")
 BASE_PIN=${pin_env:-$BASE_PIN}
 unset pin_env
+# A target with one series has only PATCH_DIR
+PATCH_DIRS=${PATCH_DIRS:-$PATCH_DIR}
 TBUILD=$BUILD${BUILD_SUBDIR:+/$BUILD_SUBDIR}
 TREE=$TBUILD/linux
 BASE_TREE=$TBUILD/linux-base
@@ -56,3 +58,36 @@ HOST_PKGS=(build-essential flex bison bc libelf-dev libssl-dev cpio xz-utils
 	sparse coccinelle ocaml-nox file python3-ply python3-git linux-config-6.12)
 
 jobs() { nproc 2>/dev/null || echo 2; }
+
+# series_ranges: one line "DIR FROM TO" per series of the target, in order
+# (commits of $TREE): the first starts at base, the last ends at HEAD, and
+# each other ends at the tag series/<its directory's name>.  A tag that a
+# rebase left behind is moved to the commit with the same subject.
+series_ranges() {
+	local dirs d from=base to tag c subj i n
+	read -r -a dirs <<<"$PATCH_DIRS"
+	n=${#dirs[@]}
+	for ((i = 0; i < n; i++)); do
+		d=${dirs[$i]}
+		if [ $((i + 1)) -eq "$n" ]; then
+			to=$(git -C "$TREE" rev-parse HEAD)
+		else
+			tag=series/${d##*/}
+			c=$(git -C "$TREE" rev-parse -q --verify "refs/tags/$tag^{commit}") ||
+				die "no tag $tag in ${TREE#"$TOP"/} marks the last commit of the $d series: git -C ${TREE#"$TOP"/} tag $tag <that commit>"
+			if ! git -C "$TREE" merge-base --is-ancestor "$c" HEAD ||
+				! git -C "$TREE" merge-base --is-ancestor "$from" "$c"; then
+				subj=$(git -C "$TREE" log -1 --format=%s "$c")
+				c=$(git -C "$TREE" log --format='%H%x09%s' "$from..HEAD" |
+					awk -F'\t' -v s="$subj" '$2 == s { print $1; exit }')
+				[ -n "$c" ] ||
+					die "tag $tag ($subj) is not in ${TREE#"$TOP"/}'s history after $from, and no commit there has its subject: git -C ${TREE#"$TOP"/} tag -f $tag <the last commit of the $d series>"
+				git -C "$TREE" tag -f "$tag" "$c" >/dev/null
+				msg "tag $tag moved to ${c:0:12} ($subj)"
+			fi
+			to=$c
+		fi
+		echo "$d $from $to"
+		from=$to
+	done
+}

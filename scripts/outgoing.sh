@@ -40,12 +40,14 @@ else
 	fi
 fi
 
-mkdir -p "$out"
-rm -f "$out"/[0-9][0-9][0-9][0-9]-*.patch
-git -C "$TREE" -c user.name="$name" -c user.email="$email" format-patch -q -M \
-	--cover-letter --signoff --no-signature --base=base -o "$out" base..HEAD
-patchdir=$TOP/$PATCH_DIR
-python3 - "$out" "$patchdir/cover-letter.txt" "$name <$email>" "$placeholder" <<'PY'
+# sign_series DIR FROM TO OUT: one series, signed, into OUT
+sign_series() {
+	local dir=$1 from=$2 to=$3 o=$4
+	mkdir -p "$o"
+	rm -f "$o"/[0-9][0-9][0-9][0-9]-*.patch
+	git -C "$TREE" -c user.name="$name" -c user.email="$email" format-patch -q -M \
+		--cover-letter --signoff --no-signature --base=base -o "$o" "$from..$to"
+	python3 - "$o" "$TOP/$dir/cover-letter.txt" "$name <$email>" "$placeholder" <<'PY'
 import glob
 import os
 import re
@@ -65,5 +67,15 @@ for p in sorted(glob.glob(os.path.join(out, "[0-9][0-9][0-9][0-9]-*.patch"))):
                             text[1].strip("\n") if len(text) > 1 else "")
     open(p, "w").write(head + sep + body)
 PY
-msg "wrote $n patches and a cover letter, signed by $name <$email>, to $out"
-[ -n "$test_ident" ] || msg "recipients: (cd ${TREE#"$TOP"/} && ./scripts/get_maintainer.pl $out/0*.patch); see README, 'Posting'"
+}
+
+# One series: OUTDIR holds it; several: a directory each, named as in
+# patches/, posted in that order (each after the ones it needs is applied)
+ranges=$(series_ranges)
+several=$([ "$(wc -l <<<"$ranges")" -gt 1 ] && echo y || true)
+while read -r dir from to; do
+	[ "$(git -C "$TREE" rev-list --count "$from..$to")" -gt 0 ] || continue
+	sign_series "$dir" "$from" "$to" "$out${several:+/${dir##*/}}"
+done <<<"$ranges"
+msg "wrote $n patches with their cover letters, signed by $name <$email>, to $out${several:+/<series>}"
+[ -n "$test_ident" ] || msg "recipients: (cd ${TREE#"$TOP"/} && ./scripts/get_maintainer.pl $out/${several:+<series>/}0*.patch); see README, 'Posting'"

@@ -7,16 +7,22 @@ set -euo pipefail
 bash "$TOP/scripts/base.sh"
 cd "$TREE"
 
+# series_files DIR: the patches of one series directory, in order
 series_files() {
-	[ -f "$TOP/$PATCH_DIR/series" ] || return 0
-	grep -v '^[[:space:]]*\(#\|$\)' "$TOP/$PATCH_DIR/series" | while read -r p; do
-		[ -f "$TOP/$PATCH_DIR/$p" ] || die "$PATCH_DIR/series names $p, which does not exist"
-		echo "$TOP/$PATCH_DIR/$p"
+	[ -f "$TOP/$1/series" ] || return 0
+	grep -v '^[[:space:]]*\(#\|$\)' "$TOP/$1/series" | while read -r p; do
+		[ -f "$TOP/$1/$p" ] || die "$1/series names $p, which does not exist"
+		echo "$TOP/$1/$p"
 	done
 }
 ids() { git patch-id --stable 2>/dev/null | cut -d' ' -f1 | sort; }
 
-mapfile -t files < <(series_files)
+read -r -a dirs <<<"$PATCH_DIRS"
+files=()
+for d in "${dirs[@]}"; do
+	mapfile -t more < <(series_files "$d")
+	files+=("${more[@]}")
+done
 want=$( [ ${#files[@]} -eq 0 ] || cat "${files[@]}" | ids)
 have=$(git log --reverse --format=email -p base..HEAD | ids)
 if [ "$want" = "$have" ]; then
@@ -30,18 +36,24 @@ fi
 # Commits after base that were never exported would be lost.
 recorded=$(cat "$TBUILD/exported-ids" 2>/dev/null || true)
 if [ -n "$have" ] && [ "$have" != "$recorded" ]; then
-	die "${TREE#"$TOP"/} has $(git rev-list --count base..HEAD) commits after base that differ from $PATCH_DIR/ and were not exported; run 'make export' to keep them, or 'git -C ${TREE#"$TOP"/} reset --hard base' to drop them, then run 'make tree' again"
+	die "${TREE#"$TOP"/} has $(git rev-list --count base..HEAD) commits after base that differ from ${PATCH_DIRS// /, } and were not exported; run 'make export' to keep them, or 'git -C ${TREE#"$TOP"/} reset --hard base' to drop them, then run 'make tree' again"
 fi
 
 git checkout -q --detach base 2>/dev/null || true
 git checkout -q -B series base
-if [ ${#files[@]} -gt 0 ]; then
-	msg "applying ${#files[@]} patches from $PATCH_DIR/"
-	if ! git am -q --3way "${files[@]}" >&2; then
-		failed=$(git am --show-current-patch 2>/dev/null | sed -n 's/^Subject: //p' | head -n 1 || true)
-		git am --abort >/dev/null 2>&1 || true
-		die "a patch of the series does not apply to $(cat "$TBUILD/base-version" 2>/dev/null || echo the base) ${failed:+($failed)}; rebase the series on this base in ${TREE#"$TOP"/}, 'make export', and run 'make tree' again"
+# Each series in order; the tag series/<directory name> marks where each
+# ends (scripts/export.sh splits the tree there)
+for d in "${dirs[@]}"; do
+	mapfile -t more < <(series_files "$d")
+	if [ ${#more[@]} -gt 0 ]; then
+		msg "applying ${#more[@]} patches from $d/"
+		if ! git am -q --3way "${more[@]}" >&2; then
+			failed=$(git am --show-current-patch 2>/dev/null | sed -n 's/^Subject: //p' | head -n 1 || true)
+			git am --abort >/dev/null 2>&1 || true
+			die "a patch of $d does not apply to $(cat "$TBUILD/base-version" 2>/dev/null || echo the base) ${failed:+($failed)}; rebase the series on this base in ${TREE#"$TOP"/}, 'make export', and run 'make tree' again"
+		fi
 	fi
-fi
+	[ "$d" = "${dirs[-1]}" ] || git tag -f "series/${d##*/}" HEAD >/dev/null
+done
 git log --reverse --format=email -p base..HEAD | ids >"$TBUILD/exported-ids"
 msg "${TREE#"$TOP"/}: base + ${#files[@]} patches"

@@ -793,7 +793,20 @@ class Suite:
             facts["port pmus"] = sorted(p for p, x in pmus.items() if x)
             for p in ("cus0", "cds0"):
                 bdf, pmu = ids[p], pmus[p]
-                if series:
+                if series and "pool-demux" in k.features and p == "cds0":
+                    # v2: cds0's CPMU shares its services' vector through an
+                    # interrupt of its own, which the core's handler on the
+                    # vector raises
+                    line = g.sh(f"grep -E ' {pmu}_overflow$|PCI-MSI-{bdf} ' /proc/interrupts "
+                                "|| true")
+                    self.r.ok(pmu and re.search(rf"PCI-MSI-{bdf}\s+0-edge\s+.*{POOL_DEMUX}",
+                                                line)
+                              and re.search(rf"^\s*\d+:.*\s{pmu}_overflow$", line, re.M)
+                              and not re.search(rf"PCI-MSI-{bdf}.*{pmu}_overflow", line),
+                              self.t(k, f"{name}: {p}'s CPMU is registered, its overflow "
+                                        f"handler on an interrupt the core's {POOL_DEMUX} "
+                                        "handler on MSI vector 0 raises"), line)
+                elif series:
                     line = g.sh(f"grep ' {pmu}_overflow' /proc/interrupts || true")
                     self.r.ok(pmu and re.search(rf"PCI-MSI-{bdf}\s+0-edge\s+.*{pmu}_overflow",
                                                 line),
@@ -821,6 +834,24 @@ class Suite:
                 if series:
                     self.r.eq(facts[f"{p} CPMU overflow"], "handled",
                               self.t(k, f"{name}: {p}'s overflow reaches cxl_pmu"))
+            if "cxl-port-pmu" in k.features and "no-port-driver" in k.features:
+                # A driver on a port must not pin it in D0: cxl_pci_port
+                # drops the runtime PM reference the PCI core takes for
+                # probe (cxl_pmu takes one only while an event counts), so
+                # the port's usage count is the same bound and unbound
+                usage = {}
+                for p in ("crp0", "cus0", "cds0"):
+                    dev = f"/sys/bus/pci/devices/{ids[p]}"
+                    bound = g.sh(f"cat {dev}/power/runtime_usage").strip()
+                    g.sh(f"echo {ids[p]} > /sys/bus/pci/drivers/cxl_pci_port/unbind")
+                    unbound = g.sh(f"cat {dev}/power/runtime_usage").strip()
+                    g.sh(f"echo {ids[p]} > /sys/bus/pci/drivers/cxl_pci_port/bind")
+                    usage[p] = (bound, unbound, bool(g.wait_for(
+                        f"test -e {dev}/driver && ls -d {dev}/pmu_port*", timeout=10)))
+                self.r.ok(all(b == u and back for b, u, back in usage.values()),
+                          self.t(k, f"{name}: binding cxl_pci_port leaves the ports' runtime PM "
+                                    "usage count as without a driver (bound, unbound, back)"),
+                          usage)
             self.dmesg_clean(k, g, name)
 
     def doe_irq(self, k, name, project_qemu=True):

@@ -334,7 +334,8 @@ def run(r, each_patch=False, parts=PARTS):
         series_size(r, TREE, "patches/ (6.12, v1)")
         check_each_patch(r)
         if "mainline" in parts and os.path.exists(os.path.join(MAINLINE_TREE, ".git")):
-            series_size(r, MAINLINE_TREE, "patches/mainline/ (7.3, v2)")
+            for d, base, head in mainline_series_ranges():
+                series_size(r, MAINLINE_TREE, f"{d}/ (7.3)", base, head)
             check_each_patch(r, MAINLINE_TREE, MAINLINE_BASE_TREE, MAINLINE_SPARSE,
                              "mainline: ")
 
@@ -348,28 +349,56 @@ MAINLINE_BASE_TREE = os.path.join(BUILD, "mainline", "linux-base")
 MAINLINE_SPARSE = "sparse -D__typeof_unqual__=__typeof__"
 
 
+def mainline_series_dirs():
+    """The series directories of the mainline target (targets/mainline.conf,
+    PATCH_DIRS), in the order they apply."""
+    conf = dict(ln.split("=", 1) for ln in open(os.path.join(TOP, "targets", "mainline.conf"))
+                .read().splitlines() if re.match(r"[A-Z_][A-Z0-9_]*=", ln))
+    return (conf.get("PATCH_DIRS") or conf["PATCH_DIR"]).split()
+
+
+def mainline_series_ranges():
+    """(series directory, from, to) in the mainline tree, as
+    scripts/lib.sh's series_ranges() gives them."""
+    rc, out = sh("TARGET=mainline bash -c '. scripts/lib.sh && series_ranges'", cwd=TOP)
+    if rc:
+        raise RuntimeError(out)
+    return [tuple(ln.split()) for ln in out.splitlines() if len(ln.split()) == 3]
+
+
 def check_mainline(r):
-    """Series v2 (patches/mainline, on 7.3): 7.3's checkpatch --strict on
-    every patch, no committed Signed-off-by, and the Assisted-by trailer in
-    the form 7.3's Documentation/process/coding-assistants.rst gives."""
-    series = os.path.join(TOP, "patches", "mainline", "series")
-    if not os.path.exists(series):
+    """The series of the mainline target (patches/mainline, the core, and
+    the series on top of it, on 7.3): 7.3's checkpatch --strict on every
+    patch, Fixes: tags that name known upstream commits, no committed
+    Signed-off-by, and the Assisted-by trailer in the form 7.3's
+    Documentation/process/coding-assistants.rst gives.  The tree is
+    Debian's source tarball without upstream history, so checkpatch cannot
+    look up the commit a Fixes: tag names (UNKNOWN_COMMIT_ID);
+    check_fixes_tags() checks those instead."""
+    dirs = [d for d in mainline_series_dirs() if os.path.exists(os.path.join(TOP, d, "series"))]
+    if not dirs:
         return
     checkpatch = os.path.join(MAINLINE_TREE, "scripts", "checkpatch.pl")
     if not r.ok(os.path.exists(checkpatch), "static: mainline: the 7.3 tree is there",
                 "run 'TARGET=mainline make tree'"):
         return
-    for n in open(series).read().split():
-        p = os.path.join(TOP, "patches", "mainline", n)
-        rc, out = sh([checkpatch, "--strict", "--terse", "--no-summary",
-                      "--ignore", "MISSING_SIGN_OFF,FILE_PATH_CHANGES", p], cwd=MAINLINE_TREE)
-        r.ok(rc == 0 and not out.strip(), f"static: mainline: checkpatch --strict (7.3) {n}", out)
-        head = open(p, errors="replace").read().split("\n---\n", 1)[0]
-        r.ok(not re.search(r"^Signed-off-by:", head, re.M) and
-             re.search(r"^Assisted-by: LLM( [\w-]+)*$", head, re.M) is not None,
-             f"static: mainline: {n} carries an Assisted-by trailer and no Signed-off-by",
-             "coding-assistants.rst (7.3): 'Assisted-by: LLM [TOOL1] [TOOL2]'; the "
-             "submitter signs when posting (make outgoing)")
+    for d in dirs:
+        patches = [os.path.join(TOP, d, n) for n in open(os.path.join(TOP, d, "series"))
+                   .read().split()]
+        check_fixes_tags(r, patches)
+        for p in patches:
+            n = os.path.relpath(p, os.path.join(TOP, "patches"))
+            rc, out = sh([checkpatch, "--strict", "--terse", "--no-summary", "--ignore",
+                          "MISSING_SIGN_OFF,FILE_PATH_CHANGES,UNKNOWN_COMMIT_ID", p],
+                         cwd=MAINLINE_TREE)
+            r.ok(rc == 0 and not out.strip(), f"static: mainline: checkpatch --strict (7.3) {n}",
+                 out)
+            head = open(p, errors="replace").read().split("\n---\n", 1)[0]
+            r.ok(not re.search(r"^Signed-off-by:", head, re.M) and
+                 re.search(r"^Assisted-by: LLM( [\w-]+)*$", head, re.M) is not None,
+                 f"static: mainline: {n} carries an Assisted-by trailer and no Signed-off-by",
+                 "coding-assistants.rst (7.3): 'Assisted-by: LLM [TOOL1] [TOOL2]'; the "
+                 "submitter signs when posting (make outgoing)")
     check_mainline_tree(r)
 
 
@@ -506,14 +535,14 @@ def check_cocci(r, missing):
              failed or "\n".join(f"{n}x {x}" for x, n in sorted(new.items())))
 
 
-def series_size(r, tree, what):
+def series_size(r, tree, what, base="base", head="HEAD"):
     """The series' size and churn (scripts/churn.py), as notes: v2's aims
     (net-negative in drivers/, include/ and kernel/ once portdrv is gone,
     no lines added by one patch and removed by a later one) are reported,
     not asserted, while the series is being written."""
     sys.path.insert(0, os.path.join(TOP, "scripts"))
     import churn
-    lines, _ = churn.report(tree)
+    lines, _ = churn.report(tree, base, head)
     r.note(f"series {what}: " + lines[0])
     for line in lines[1:]:
         r.note(line)

@@ -48,6 +48,11 @@ V2_FEATURES = {
                     # (+ PCI/portdrv: Add a test driver for the interrupt pool of ports)
     "no-service-bus",  # PCI/portdrv: Remove the port service bus and its driver interface
     "no-port-driver",  # PCI/portdrv: Manage ports in the PCI core and remove the pcieport driver
+    "pool-demux",   # (PCI/portdrv: ... pool: a driver sharing a services' vector gets an
+                    # interrupt of its own, raised by the core's "pcie-pool" handler)
+    # The CXL series (patches/mainline-cxl)
+    "cxl-pmu-msg-num-0",  # perf/cxl: Accept a CPMU that interrupts on Interrupt Message Number 0
+    "cxl-port-pmu",  # cxl/pci_port: Register the CPMUs of CXL Root and Switch Ports
 }
 
 
