@@ -53,6 +53,10 @@ V2_FEATURES = {
     # The CXL series (patches/mainline-cxl)
     "cxl-pmu-msg-num-0",  # perf/cxl: Accept a CPMU that interrupts on Interrupt Message Number 0
     "cxl-port-pmu",  # cxl/pci_port: Register the CPMUs of CXL Root and Switch Ports
+    "cxl-port-rpm",  # (the same: it drops the probe runtime PM reference; v1's keeps it)
+    # The DOE series (patches/mainline-doe)
+    "doe-irq",      # PCI/DOE: Let the DOE mailboxes of ports interrupt
+    "doe-irq-msi",  # PCI/portdrv: Set up the interrupts of ports without services for DOE
 }
 
 

@@ -54,7 +54,7 @@ LTS = Target("6.12", "", expected.SERIES_FEATURES, None, BEHAVIOUR["6.12"],
 # Series v2 (patches/mainline): its features are expected.V2_FEATURES (a
 # patch that changes what users see adds its feature there in the commit
 # that updates patches/mainline).  It runs every scenario of Suite.plan()
-# but those of v1's features v2 does not have yet: the DOE ones.  7.3 has
+# (v1's CXL and DOE features are in the CXL and DOE series of v2).  7.3 has
 # upstream's bandwidth controller (v1's "bwctrl" feature) in its base.
 MAINLINE = Target("7.3", "mainline-", expected.V2_FEATURES, [
     "aer",
@@ -94,5 +94,6 @@ MAINLINE = Target("7.3", "mainline-", expected.V2_FEATURES, [
     "services-cxl-project",
     "cxl-project",
     "cxl-switch-pmu",
+    "doe-irq",
 ], BEHAVIOUR["7.3"], base_features={"bwctrl"},
     names={"msix_fault_fn": "pci_port_msix_alloc_at", "upstream_kunit": ["irq_test_cases"]})
