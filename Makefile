@@ -94,7 +94,7 @@ mainline-kernels: mainline-tree
 # A cold machine needs most of CI's 90 minutes to build the four kernels
 # and QEMU.  Elsewhere make check runs everything; 'make check
 # LTS_SCENARIOS=' does under CI too.
-CI_LTS_SCENARIOS = kunit,services-basic,services-cxl-project,cxl-project,doe-irq,cxl-switch-pmu
+CI_LTS_SCENARIOS = kunit,services-basic,cxl-project
 LTS_SCENARIOS ?= $(if $(CI),$(CI_LTS_SCENARIOS))
 
 # The whole suite: QEMU scenarios on both kernels, the differential, static checks.
