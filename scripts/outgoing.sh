@@ -57,7 +57,8 @@ for p in sorted(glob.glob(os.path.join(out, "[0-9][0-9][0-9][0-9]-*.patch"))):
     s = open(p).read()
     head, sep, body = s.partition("\n\n")
     # the placeholder author becomes the submitter, who signs it
-    head = re.sub(r"^From: (.*)$",
+    # (format-patch folds a long From: over two lines: unfold it first)
+    head = re.sub(r"^From: (.*(?:\n[ \t].*)*)$",
                   lambda m: "From: " + (ident if re.search(placeholder, m.group(1), re.I)
                                         else m.group(1)), head, count=1, flags=re.M)
     if p.endswith("0000-cover-letter.patch") and os.path.exists(cover_txt):

@@ -399,7 +399,40 @@ def check_mainline(r):
                  f"static: mainline: {n} carries an Assisted-by trailer and no Signed-off-by",
                  "coding-assistants.rst (7.3): 'Assisted-by: LLM [TOOL1] [TOOL2]'; the "
                  "submitter signs when posting (make outgoing)")
+    check_mainline_signed_export(r, dirs, checkpatch)
     check_mainline_tree(r)
+
+
+def check_mainline_signed_export(r, dirs, checkpatch):
+    """The mainline series as they are posted, signed (TARGET=mainline
+    scripts/outgoing.sh, a directory per series), pass 7.3's checkpatch
+    --strict with only UNKNOWN_COMMIT_ID (the tarball has no history;
+    check_fixes_tags() checks Fixes:) and FILE_PATH_CHANGES (the files the
+    series add fall under existing MAINTAINERS entries, which
+    check_mainline_tree() checks with get_maintainer.pl) ignored: the
+    sign-off is there and matches From:, and the Assisted-by trailer has the
+    form 7.3's coding-assistants.rst gives.  This is 7.3's checkpatch on
+    purpose: Debian's 6.12 checkpatch carries an older Assisted-by rule
+    (AGENT_NAME:MODEL_VERSION) that mainline has since replaced."""
+    out = os.path.join(BUILD, "outgoing-check-mainline")
+    rc, text = sh("TARGET=mainline bash scripts/outgoing.sh --test-ident "
+                  f"'{TEST_IDENT}' '{out}'", cwd=TOP)
+    if not r.ok(rc == 0, "static: mainline: scripts/outgoing.sh writes a signed export", text):
+        return
+    for d in dirs:
+        sub = os.path.join(out, os.path.basename(d)) if len(dirs) > 1 else out
+        want = open(os.path.join(TOP, d, "series")).read().split()
+        signed = sorted(f for f in os.listdir(sub) if re.match(r"\d{4}-", f)
+                        and not f.startswith("0000-")) if os.path.isdir(sub) else []
+        r.eq(len(signed), len(want),
+             f"static: mainline: the signed export of {d} has every patch of the series")
+        for f in signed:
+            p = os.path.join(sub, f)
+            rc, res = sh([checkpatch, "--strict", "--terse", "--no-summary", "--ignore",
+                          "UNKNOWN_COMMIT_ID,FILE_PATH_CHANGES", p], cwd=MAINLINE_TREE)
+            r.ok(rc == 0 and not res.strip(),
+                 f"static: mainline: checkpatch --strict (7.3) on the signed export: "
+                 f"{os.path.basename(d)}/{f}", res)
 
 
 def check_mainline_tree(r):
