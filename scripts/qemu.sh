@@ -72,12 +72,23 @@ want=$( [ -s "$PATCHES/series" ] && (cd "$PATCHES" && cat $(cat series)) | git p
 if [ "$want" != "$(patch_ids)" ]; then
 	[ -z "$(git -C "$SRC" status --porcelain --untracked-files=no)" ] ||
 		die "build/qemu has uncommitted changes; commit and 'make qemu-export', or discard them"
+	# Commits made in build/qemu since qemu/patches was applied would be
+	# lost by the re-apply below: they are work, not a stale state.
+	if git -C "$SRC" rev-parse -q --verify applied >/dev/null &&
+		[ "$(git -C "$SRC" rev-parse HEAD)" != "$(git -C "$SRC" rev-parse applied)" ] &&
+		git -C "$SRC" merge-base --is-ancestor applied HEAD; then
+		die "build/qemu has commits after the applied qemu/patches ($(git -C "$SRC" log --format=%s applied..HEAD | head -n 1)...); 'make qemu-export' them, or 'git -C build/qemu reset --hard applied' to drop them"
+	fi
 	git -C "$SRC" checkout -q -B patched base
 	if [ -s "$PATCHES/series" ]; then
 		(cd "$PATCHES" && git -C "$SRC" -c user.name=harness -c user.email=harness@localhost \
 			am -q --3way $(sed "s|^|$PATCHES/|" series)) >&2 ||
 			{ git -C "$SRC" am --abort 2>/dev/null; die "a patch of qemu/patches does not apply to the qemu source; refresh it in build/qemu and run 'make qemu-export'"; }
 	fi
+fi
+# What qemu/patches gave: commits after it are the developer's, to export.
+if [ "$want" = "$(patch_ids)" ]; then
+	git -C "$SRC" tag -f applied >/dev/null
 fi
 
 if [ ! -f "$OBJ/build.ninja" ]; then

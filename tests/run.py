@@ -1419,25 +1419,35 @@ class Suite:
             self.dmesg_clean(k, g, name)
 
     # -- 3. native hotplug ---------------------------------------------------
-    def hotplug_cycle(self, k, g, tag, port, sec, i):
-        dev = f"hp{i}"
+    @staticmethod
+    def hot_add(g, port, sec, dev):
+        """device_add an e1000e `dev` into `port`'s slot; whether it
+        appears at bus `sec` with its driver."""
         path = f"/sys/bus/pci/devices/0000:{sec:02x}:00.0"
         g.qmp.cmd("device_add", driver="e1000e", id=dev, bus=port, romfile="")
-        up = g.wait_for(f"test -e {path}/driver", timeout=30)
-        down = False
-        if up:
-            # QEMU refuses the unplug while the guest blinks the power
-            # indicator (pciehp's 5 s attention button window): retry.
-            for _ in range(30):
-                try:
-                    g.qmp.cmd("device_del", id=dev)
-                    break
-                except GuestError as e:
-                    if "power indicator blinking" not in str(e):
-                        raise
-                    time.sleep(1)
-            ev = g.qmp.wait_event("DEVICE_DELETED", timeout=30, match={"device": dev})
-            down = ev is not None and g.wait_for(f"! test -e {path}", timeout=10)
+        return g.wait_for(f"test -e {path}/driver", timeout=30)
+
+    @staticmethod
+    def hot_remove(g, sec, dev):
+        """device_del `dev`; whether QEMU and the guest both let it go."""
+        path = f"/sys/bus/pci/devices/0000:{sec:02x}:00.0"
+        # QEMU refuses the unplug while the guest blinks the power
+        # indicator (pciehp's 5 s attention button window): retry.
+        for _ in range(30):
+            try:
+                g.qmp.cmd("device_del", id=dev)
+                break
+            except GuestError as e:
+                if "power indicator blinking" not in str(e):
+                    raise
+                time.sleep(1)
+        ev = g.qmp.wait_event("DEVICE_DELETED", timeout=30, match={"device": dev})
+        return ev is not None and g.wait_for(f"! test -e {path}", timeout=10)
+
+    def hotplug_cycle(self, k, g, tag, port, sec, i):
+        dev = f"hp{i}"
+        up = self.hot_add(g, port, sec, dev)
+        down = self.hot_remove(g, sec, dev) if up else False
         return up, down
 
     def hotplug(self, k, name, cycles=10, topology="basic", slots=(("rp2", 10), ("dp2", 3)),
@@ -1467,7 +1477,8 @@ class Suite:
         """Runtime PM of ports.  Stock QEMU's ports have no PM capability and
         stay in D0, so only the policy is visible; the project's QEMU adds
         one (pcie-root-port pm-cap=on) and the ports' D3hot is asserted."""
-        extra = ["-global", "pcie-root-port.pm-cap=on"] if project_qemu else []
+        extra = ["-global", "pcie-root-port.pm-cap=on",
+                 "-global", "pcie-root-port.pme=on"] if project_qemu else []
         with self.guest(k, name, cmdline=cmdline, project_qemu=project_qemu, extra=extra) as g:
             ids, sec = pci_ids(g.qmp)
             time.sleep(1)
@@ -1502,14 +1513,42 @@ class Suite:
             elif d.d3_possible(rp2):
                 cfg = g.sh(f"od -An -tx2 -N2 /sys/bus/pci/devices/{ids['rp2']}/config").strip()
                 self.r.eq(cfg, "1b36", self.t(k, f"{name}: config read of rp2 in D3hot works"))
-                self.r.skip(self.t(k, f"{name}: hot-add to rp2 in D3hot wakes the port"),
-                            "pciehp disables its interrupt on runtime suspend and relies on "
-                            "a PME from the port, which QEMU cannot raise (Root Control PMEIE "
-                            "is read-only, pm-cap advertises no PME)")
+                self.pme_hot_add(k, g, name, ids["rp2"], sec["rp2"])
             # A config read through sysfs must work whatever the power state.
             vid = g.sh(f"od -An -tx2 -N2 /sys/bus/pci/devices/{ids['rp2']}/config").strip()
             self.r.eq(vid, "1b36", self.t(k, f"{name}: config access to rp2 works"))
             self.dmesg_clean(k, g, name)
+
+    def pme_hot_add(self, k, g, name, rp, sec):
+        """A card added to rp2's slot while rp2 is in D3hot: pciehp
+        disabled its interrupt at runtime suspend, so only a PME from the
+        port (the project's QEMU, pme=on: PME_Status, Root Status, the PME
+        interrupt) wakes it; then pciehp finds the card.  The kernel's PME
+        poll (pci_pme_list_scan()) would also wake the port, but it never
+        clears Root Status: a cleared Root Status PME Status after the
+        wake is the PME service's interrupt handler at work."""
+        power = f"/sys/bus/pci/devices/{rp}/power_state"
+        irqs = (f"grep -E 'PCI-MSIX?-{rp} ' /proc/interrupts | "
+                "awk '{for (i = 2; i <= NF && $i ~ /^[0-9]+$/; i++) n += $i} END {print n + 0}'")
+        facts = k.facts.setdefault(name, {})
+        asleep = g.wait_for(f"grep -qx D3hot {power}", timeout=10)
+        n0 = int(g.sh(irqs))
+        # Reading the power state does not resume the port; the count does not either.
+        asleep = asleep and g.sh(f"cat {power}").strip() == "D3hot"
+        up = self.hot_add(g, "rp2", sec, "pme0")
+        self.r.ok(asleep and up, self.t(k, f"{name}: hot-add into rp2 in D3hot: a PME from the "
+                                           "port wakes it and the card appears with its driver"),
+                  f"D3hot before: {asleep}, card bound: {up}\n" +
+                  "\n".join(g.sh("dmesg | tail -n 15").splitlines()))
+        rtsta = int(g.sh(f"setpci -s {rp} CAP_EXP+20.l"), 16)
+        n1 = int(g.sh(irqs))
+        self.r.ok(up and not rtsta & 0x30000 and n1 > n0,
+                  self.t(k, f"{name}: rp2's PME went through Root Status and its interrupt "
+                            "(PME Status cleared by the handler, the port's vector counted it)"),
+                  f"Root Status {rtsta:#x}, interrupts {n0} -> {n1}")
+        down = self.hot_remove(g, sec, "pme0") if up else False
+        self.r.ok(down, self.t(k, f"{name}: the card added through the PME is removed"))
+        facts["hot-add into D3hot port"] = (asleep, up, down)
 
     # -- 5. system sleep ---------------------------------------------------------
     def s2idle(self, k, name):
