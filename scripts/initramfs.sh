@@ -5,9 +5,28 @@ set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
 out=$BUILD/initramfs.cpio.gz
+# Debian's rasdaemon (item 11 of the mainline issue: it records the AER events
+# of the AER scenarios), from the machine's own Debian archive, unpacked here
+# and never installed on the host.  Pinned; the newest with a warning when
+# the pin is gone.
+RASDAEMON_PIN=${RASDAEMON_PIN:-0.6.8-1.1}
+rasdebs=$BUILD/guest-debs
 # The 7.3 tree's base-version: upstream's pcie_bwctrl kselftest comes from it.
 inputs=("$TOP/tests/guest" "$TOP/patches/mainline" /bin/busybox /usr/bin/lspci /usr/bin/setpci
-	/bin/bash "$BUILD/mainline/base-version" "$0")
+	/bin/bash "$BUILD/mainline/base-version" "$0" "$rasdebs")
+fetch_guest_debs() {
+	mkdir -p "$rasdebs"
+	[ -n "$(find "$rasdebs" -name 'rasdaemon_*.deb')" ] &&
+		[ -n "$(find "$rasdebs" -name 'libsqlite3-0_*.deb')" ] && return 0
+	msg "fetching Debian's rasdaemon $RASDAEMON_PIN and libsqlite3-0 for the guest (apt-get download)"
+	if ! (cd "$rasdebs" && apt-get download -q "rasdaemon=$RASDAEMON_PIN" >&2); then
+		warn "rasdaemon $RASDAEMON_PIN is not in the archive; taking the newest"
+		(cd "$rasdebs" && apt-get download -q rasdaemon >&2) ||
+			die "apt-get download rasdaemon failed: is a Debian archive in the apt sources?"
+	fi
+	(cd "$rasdebs" && apt-get download -q libsqlite3-0 >&2) || die "apt-get download libsqlite3-0 failed"
+}
+fetch_guest_debs
 if [ -f "$out" ] && [ -z "$(find "${inputs[@]}" -newer "$out" 2>/dev/null | head -n 1)" ]; then
 	echo "$out"; exit 0
 fi
@@ -33,6 +52,21 @@ for t in /usr/bin/lspci /usr/bin/setpci /bin/bash; do
 	done
 done
 [ -f /usr/share/misc/pci.ids ] && cp /usr/share/misc/pci.ids "$root/usr/share/misc/"
+# rasdaemon with Debian's libsqlite3 (its other libraries are the C library's)
+rx=$BUILD/.guest-debs.x
+rm -rf "$rx"; mkdir -p "$rx"
+for d in "$rasdebs"/rasdaemon_*.deb "$rasdebs"/libsqlite3-0_*.deb; do
+	dpkg-deb -x "$d" "$rx" || die "cannot unpack $d: remove $rasdebs and run again"
+done
+[ -x "$rx/usr/sbin/rasdaemon" ] || die "no usr/sbin/rasdaemon in $(ls "$rasdebs"/rasdaemon_*.deb)"
+cp "$rx/usr/sbin/rasdaemon" "$root/usr/sbin/rasdaemon"
+mkdir -p "$root/usr/lib/x86_64-linux-gnu" "$root/var/lib/rasdaemon"
+cp -a "$rx"/usr/lib/x86_64-linux-gnu/libsqlite3.so.0* "$root/usr/lib/x86_64-linux-gnu/"
+for lib in $(LD_LIBRARY_PATH=$rx/usr/lib/x86_64-linux-gnu ldd "$rx/usr/sbin/rasdaemon" |
+	grep -o '/[^ ]*' | grep -v "^$rx"); do
+	cp --parents -nL "$lib" "$root"
+done
+rm -rf "$rx"
 for c in "$TOP"/tests/guest/*.c; do
 	gcc -static -O2 -Wall -Wextra -Werror -o "$root/usr/local/bin/$(basename "$c" .c)" "$c"
 done

@@ -20,6 +20,7 @@ from tap import Reporter  # noqa: E402
 import cxl  # noqa: E402
 import emulator  # noqa: E402
 import mainline  # noqa: E402
+import ras  # noqa: E402
 import targets  # noqa: E402
 import expected  # noqa: E402
 import sleep  # noqa: E402
@@ -345,6 +346,8 @@ class Suite:
         with self.guest(k, name) as g:
             ids, _ = pci_ids(g.qmp)
             facts = k.facts.setdefault(name, {})
+            ras_up = ras.start(g)
+            injected = []
             # (a) the kernel's software injector, /dev/aer_inject: below an
             # MSI-X root port, an MSI root port, at a switch port and below it.
             for dev, ep in (("ep1", "ep1"), ("ep3", "ep3"), ("dp1", "ep5"), ("ep5", "ep5")):
@@ -353,8 +356,10 @@ class Suite:
                     self.aer_check(k, g, tag, ids[dev],
                                    lambda: g.sh(f"aer-inject {ids[dev]} {sev}"),
                                    sev, endpoint=ids[ep], port_type=KIND[dev[:2]])
+                    injected.append((ids[dev], sev))
             facts["counters"] = {d: self.aer_totals(g, ids[d])
                                  for d in ("ep1", "ep3", "dp1", "ep5")}
+            ras.check(self.r, lambda s: self.t(k, f"{name}: {s}"), g, facts, ras_up, injected)
             self.dmesg_clean(k, g, name)
 
     def aer_qemu(self, k, name, project_qemu=False):
@@ -364,6 +369,8 @@ class Suite:
         with self.guest(k, name, project_qemu=project_qemu) as g:
             ids, _ = pci_ids(g.qmp)
             facts = k.facts.setdefault(name, {})
+            ras_up = ras.start(g)
+            injected = []
             # The emulator: QEMU's pcie_aer_inject_error, which answers
             # "OK" even where it then drops the message.  QEMU sends an error
             # message up only if it is uncorrectable, SERR# Enable is set in
@@ -380,6 +387,7 @@ class Suite:
                     self.aer_check(k, g, tag, ids[dev],
                                    lambda: g.hmp(f"pcie_aer_inject_error {dev} {status}"),
                                    sev, endpoint=endpoint, port_type=KIND[dev[:2]])
+                    injected.append((ids[dev], sev))
             if project_qemu:
                 # qemu/patches: correctable errors and errors from e1000e go out
                 for dev, ep, sev, flag, status in (
@@ -391,6 +399,7 @@ class Suite:
                     self.aer_check(k, g, tag, ids[dev],
                                    lambda: g.hmp(f"pcie_aer_inject_error {flag}{dev} {status}"),
                                    sev, endpoint=ids[ep], port_type=KIND[dev[:2]])
+                    injected.append((ids[dev], sev))
             else:
                 self.r.skip(self.t(k, f"{name}: QEMU pcie_aer_inject_error at an endpoint"),
                             "QEMU 7.2's e1000e lacks the Device Control error reporting enables "
@@ -401,6 +410,7 @@ class Suite:
                             "(pcie_aer_msg_alldev() passes only uncorrectable ones)"
                             "; covered by aer-qemu-project")
             facts["counters"] = {d: self.aer_totals(g, ids[d]) for d in ("dp1", "up1", "rp1")}
+            ras.check(self.r, lambda s: self.t(k, f"{name}: {s}"), g, facts, ras_up, injected)
             self.dmesg_clean(k, g, name)
 
     # -- DPC (the project's QEMU) ----------------------------------------------
