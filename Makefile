@@ -25,7 +25,7 @@ ML_BASE_IMG   = $(BUILD)/mainline/linux-base/.obj-guest/arch/x86/boot/bzImage
 ML_SERIES_IMG = $(BUILD)/mainline/linux/.obj-guest/arch/x86/boot/bzImage
 QEMU_BIN   = $(BUILD)/qemu-build/qemu-system-x86_64
 
-.PHONY: help lts-only mainline-tree mainline-kernels deps tree export outgoing kernels kernel-base kernel-series initramfs qemu qemu-export run check \
+.PHONY: bench-callers help lts-only mainline-tree mainline-kernels deps tree export outgoing kernels kernel-base kernel-series initramfs qemu qemu-export run check \
 	check-quick check-static check-series check-debug check-mutants bench clean
 
 help:
@@ -146,6 +146,12 @@ bench: lts-only kernels mainline-kernels initramfs qemu
 	@$(PY) scripts/bench.py --base $(BASE_IMG) --series $(SERIES_IMG) \
 		--mainline-base $(ML_BASE_IMG) --mainline-series $(ML_SERIES_IMG) --initrd $(INITRD) \
 		--qemu $(QEMU_BIN) --out $(BUILD)/bench $(if $(BENCH_TARGETS),--targets $(BENCH_TARGETS))
+
+# Where the port services' config accesses come from, by caller, on the
+# mainline target's base and series (scripts/cfg-callers.py).
+bench-callers: mainline-kernels initramfs
+	@$(PY) scripts/cfg-callers.py --base $(ML_BASE_IMG) --series $(ML_SERIES_IMG) \
+		--initrd $(INITRD) --out $(BUILD)/bench --title 7.3:
 
 clean:
 	rm -rf $(BUILD)/linux/.obj-* $(BUILD)/linux-base/.obj-* $(BUILD)/initramfs* \

@@ -11,6 +11,9 @@ For each kernel, on the 'many' topology (64 empty MSI-X root ports):
     (pci_bus_{read,write}_config_*), MSI/MSI-X enable and disable cycles
     (writes to the Message Control register that flip the enable bit, from a
     kprobe on pci_bus_write_config_word) and calls into the PCI IRQ API,
+  - on 'many', the same rescan with pcie_ports=compat (no port services on
+    either kernel: enumeration alone), and what the services add to the
+    config accesses and the rescan time (services_*: default - compat),
   - vmlinux text size,
 and, with the project's QEMU, how long after leaving s2idle the kernel notices
 an endpoint pulled out of a hot-plug slot while it slept, and how long the
@@ -19,8 +22,9 @@ long the CXL core takes to read a switch's CDAT through its DOE mailbox
 (read_cdat_data() called from cxl_switch_port_probe(), kprobe and
 kretprobe; topology cxl-doe, the mailbox on MSI vector 0: polled on base,
 interrupting with the series; median of CDAT_RUNS reads).
-The s2idle and CDAT tables are the 6.12 target's (v2 has no DOE interrupts
-yet).  Each table has the series' value relative to its base (base = 1.0).
+The s2idle and CDAT tables are measured on both targets (v2's DOE
+interrupts are its DOE series, patches/mainline-doe).  Each table has the
+series' value relative to its base (base = 1.0).
 Prints the tables and writes bench.json.  Nothing here is asserted.
 """
 import argparse
@@ -62,9 +66,10 @@ def rescan(g, ports):
     return ktime(log[1]) - ktime(log[0])
 
 
-def measure(label, image, initrd, logdir, topology="many", qemu=None):
+def measure(label, image, initrd, logdir, topology="many", qemu=None, cmdline=""):
     res = {"kernel": label, "topology": topology}
-    with Guest(image, initrd, topology, log=os.path.join(logdir, f"bench-{label}-{topology}.log"),
+    with Guest(image, initrd, topology, cmdline,
+               log=os.path.join(logdir, f"bench-{label}-{topology}.log"),
                boot_timeout=600, qemu=qemu) as g:
         time.sleep(2)
         d = Dump(g.sh("portdump", timeout=300))
@@ -76,7 +81,7 @@ def measure(label, image, initrd, logdir, topology="many", qemu=None):
         # boot: first to last port service set-up line
         stamps = [ktime(line) for line in g.sh(
             "dmesg | grep -E '0000:00:[0-9a-f]{2}\\.[0-7].*(PME: Signaling|AER: enabled|"
-            "pciehp: Slot)'").splitlines()]
+            "pciehp: Slot)' || true").splitlines()]
         stamps = [s for s in stamps if s is not None]
         res["boot_setup_span_ms"] = round((max(stamps) - min(stamps)) * 1000, 1) if stamps else None
         bdfs = [p.bdf for p in ports]
@@ -247,10 +252,22 @@ def main():
                 print(f"==> measuring {kver} {label} on '{topology}' ({img})", flush=True)
                 r = measure(prefix + label, img, a.initrd, a.out, topology, qemu)
                 r["vmlinux_text_bytes"] = text_size(img)
+                if topology == "many":
+                    # The same rescan without any port service (pcie_ports=
+                    # compat: no port driver on base, no services in the
+                    # core with the series) is enumeration alone; what the
+                    # services add is the difference.
+                    print(f"==> measuring {kver} {label} on '{topology}' with pcie_ports=compat",
+                          flush=True)
+                    c = measure(prefix + label + "-compat", img, a.initrd, a.out, topology, qemu,
+                                cmdline="pcie_ports=compat")
+                    r["compat"] = c
+                    for key in ("config_accesses_per_port", "rescan_ms"):
+                        r[f"services_{key}"] = round(r[key] - c[key], 1)
                 results.append(r)
             all_results[f"{kver} {topology}"] = results
             report(f"{kver}: topology {topology}", results)
-    if a.qemu and "lts" in want:
+    if a.qemu:
         tables = [("s2idle-surprise", "endpoint pulled out during s2idle", surprise,
                    "s2idle, endpoint pulled out while asleep",
                    ("runs", "noticed_after_wake_ms", "noticed_after_wake_ms_max", "resume_ms")),
@@ -258,13 +275,14 @@ def main():
                    "CXL switch CDAT read (DOE on MSI vector 0)",
                    ("runs", "switch_reads_traced", "read_cdat_ms", "read_cdat_ms_max",
                     "doe_irqs_per_read"))]
-        for key, what, fn, title, keys in tables:
-            results = []
-            for label, img in (("base", a.base), ("series", a.series)):
-                print(f"==> measuring {label}: {what}", flush=True)
-                results.append(fn(label, img, a.initrd, a.out, a.qemu))
-            all_results[f"6.12 {key}"] = results
-            table(f"6.12: {title}", keys, results)
+        for kver, prefix, base, series in pairs:
+            for key, what, fn, title, keys in tables:
+                results = []
+                for label, img in (("base", base), ("series", series)):
+                    print(f"==> measuring {kver} {label}: {what}", flush=True)
+                    results.append(fn(prefix + label, img, a.initrd, a.out, a.qemu))
+                all_results[f"{kver} {key}"] = results
+                table(f"{kver}: {title}", keys, results)
     with open(os.path.join(a.out, "bench.json"), "w") as f:
         json.dump(all_results, f, indent=2)
     print(f"(wall-clock times are from TCG and only comparable within one run)\n"
@@ -289,8 +307,10 @@ def table(title, keys, results, rows=None):
 
 def report(title, results):
     keys = ["ports", "vectors_per_port", "devices_per_port", "config_accesses_per_port",
-            "msix_enable_cycles_per_port", "msi_enable_cycles_per_port", "boot_setup_span_ms",
-            "rescan_ms", "vmlinux_text_bytes"]
+            "services_config_accesses_per_port", "msix_enable_cycles_per_port",
+            "msi_enable_cycles_per_port", "boot_setup_span_ms", "rescan_ms",
+            "services_rescan_ms", "vmlinux_text_bytes"]
+    keys = [k for k in keys if k in results[0] or k in results[1]]
     apis = sorted(set(results[0]["irq_api_calls_per_port"]) |
                   set(results[1]["irq_api_calls_per_port"]))
     rows = [(f"calls/port {k}", results[0]["irq_api_calls_per_port"].get(k, 0),
