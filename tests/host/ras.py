@@ -45,7 +45,11 @@ def start(g):
          f"echo 1 > {TRACING}/events/ras/aer_event/enable; "
          f"mkdir -p {INSTANCE}; echo 0 > {INSTANCE}/buffer_percent; "
          "(rasdaemon -f -r >/tmp/rasdaemon.log 2>&1 &)")
-    return g.wait_for(f"grep -qx 1 {INSTANCE}/events/ras/aer_event/enable", timeout=30)
+    # It enables the event before it opens its database: up means alive
+    # and polling ("Listening to events") too.
+    return g.wait_for(f"grep -qx 1 {INSTANCE}/events/ras/aer_event/enable && "
+                      "grep -q 'Listening to events' /tmp/rasdaemon.log && "
+                      "pidof rasdaemon >/dev/null", timeout=30)
 
 
 def kernel_events(g):
@@ -67,14 +71,18 @@ def records(g):
         return None
     with tempfile.TemporaryDirectory() as d:
         path = os.path.join(d, "ras.db")
-        with open(path, "wb") as f:
-            f.write(gzip.decompress(base64.b64decode(text)))
-        con = sqlite3.connect(path)
         try:
-            return [tuple(r) for r in con.execute(
-                "SELECT dev_name, err_type, err_msg FROM aer_event ORDER BY id")]
-        finally:
-            con.close()
+            with open(path, "wb") as f:
+                f.write(gzip.decompress(base64.b64decode(text)))
+            con = sqlite3.connect(path)
+            try:
+                return [tuple(r) for r in con.execute(
+                    "SELECT dev_name, err_type, err_msg FROM aer_event ORDER BY id")]
+            finally:
+                con.close()
+        except (sqlite3.DatabaseError, OSError, EOFError, ValueError):
+            # copied while rasdaemon wrote it: the caller reads it again
+            return None
 
 
 def check(r, t, g, facts, up, injected):
