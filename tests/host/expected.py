@@ -26,6 +26,8 @@ SERIES_FEATURES = {
     "hp-in-core",   # PCI: pciehp: Run native hot-plug in the PCI core, without a service device
     "no-service-bus",  # PCI/portdrv: Remove the port service bus and its driver registration
     "cxl-port-pmu",  # cxl/pci_port: Register the CPMUs of CXL Root and Switch Ports
+    "cxl-port-rpm",  # (the same: it drops the probe runtime PM reference)
+                     # + perf/cxl: Keep the device of a CPMU in D0 while it has events
     "doe-irq",      # PCI/DOE: Let the DOE mailboxes of ports interrupt
     "doe-irq-msi",  # PCI/DOE: Interrupt on MSI, and on ports that have no services
     "cxl-pmu-msg-num-0",  # perf/cxl: Accept a CPMU that interrupts on Interrupt Message Number 0
@@ -53,7 +55,7 @@ V2_FEATURES = {
     # The CXL series (patches/mainline-cxl)
     "cxl-pmu-msg-num-0",  # perf/cxl: Accept a CPMU that interrupts on Interrupt Message Number 0
     "cxl-port-pmu",  # cxl/pci_port: Register the CPMUs of CXL Root and Switch Ports
-    "cxl-port-rpm",  # (the same: it drops the probe runtime PM reference; v1's keeps it)
+    "cxl-port-rpm",  # (the same: it drops the probe runtime PM reference)
     # The DOE series (patches/mainline-doe)
     "doe-irq",      # PCI/DOE: Let the DOE mailboxes of ports interrupt
     "doe-irq-msi",  # PCI/portdrv: Set up the interrupts of ports without services for DOE
