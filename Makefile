@@ -24,8 +24,13 @@ INITRD     = $(BUILD)/initramfs.cpio.gz
 ML_BASE_IMG   = $(BUILD)/mainline/linux-base/.obj-guest/arch/x86/boot/bzImage
 ML_SERIES_IMG = $(BUILD)/mainline/linux/.obj-guest/arch/x86/boot/bzImage
 QEMU_BIN   = $(BUILD)/qemu-build/qemu-system-x86_64
+# The arm64 guests (issue 14): the mainline target's kernels cross-compiled
+# for QEMU virt, and their initramfs
+ML_ARM64_BASE_IMG   = $(BUILD)/mainline/linux-base/.obj-arm64/arch/arm64/boot/Image
+ML_ARM64_SERIES_IMG = $(BUILD)/mainline/linux/.obj-arm64/arch/arm64/boot/Image
+ARM64_INITRD = $(BUILD)/initramfs-arm64.cpio.gz
 
-.PHONY: bench-callers help lts-only mainline-tree mainline-kernels deps tree export outgoing kernels kernel-base kernel-series initramfs qemu qemu-export run check \
+.PHONY: arm64-kernels check-arm64 bench-callers help lts-only mainline-tree mainline-kernels deps tree export outgoing kernels kernel-base kernel-series initramfs qemu qemu-export run check \
 	check-quick check-static check-series check-debug check-mutants bench clean
 
 help:
@@ -86,6 +91,30 @@ mainline-tree: deps
 mainline-kernels: mainline-tree
 	@TARGET=mainline bash scripts/kbuild.sh base >/dev/null
 	@TARGET=mainline bash scripts/kbuild.sh series >/dev/null
+
+# The arm64 guests (issue 14): base and series of each target in
+# ARM64_TARGETS cross-compiled for QEMU virt, and the arm64 initramfs
+# (Debian's arm64 busybox, pciutils, bash and rasdaemon)
+ARM64_TARGETS ?= mainline
+ARM64_BASE_IMG   = $(BUILD)/linux-base/.obj-arm64/arch/arm64/boot/Image
+ARM64_SERIES_IMG = $(BUILD)/linux/.obj-arm64/arch/arm64/boot/Image
+arm64-kernels: mainline-tree tree
+	@$(foreach t,$(ARM64_TARGETS),TARGET=$(t) bash scripts/kbuild.sh base arm64 >/dev/null && \
+		TARGET=$(t) bash scripts/kbuild.sh series arm64 >/dev/null &&) true
+	@GUEST_ARCH=arm64 bash scripts/initramfs.sh >/dev/null
+
+# The arm64 scenarios alone (tests/host/targets.py, ARM64_SCENARIOS) on
+# base and series of each target in ARM64_TARGETS, booted with a device
+# tree and through UEFI with ACPI (ARM64_BOOTS=dt or acpi for one of them)
+ARM64_BOOTS ?= dt,acpi
+check-arm64: lts-only arm64-kernels
+	@mkdir -p $(LOGDIR)
+	@$(PY) tests/run.py --arm64-initrd $(ARM64_INITRD) --arm64-boots $(ARM64_BOOTS) \
+		$(if $(filter mainline,$(ARM64_TARGETS)),--mainline-arm64-base $(ML_ARM64_BASE_IMG) \
+			--mainline-arm64-series $(ML_ARM64_SERIES_IMG)) \
+		$(if $(filter lts,$(ARM64_TARGETS)),--arm64-base $(ARM64_BASE_IMG) \
+			--arm64-series $(ARM64_SERIES_IMG)) \
+		--logdir $(LOGDIR) $(if $(ONLY),--only $(ONLY)) $(if $(WRITE_MANIFEST),--write-manifest)
 
 # CI (CI set, as .ci/run is) runs every mainline scenario and, on 6.12 and
 # v1, the named subset below: what only v1 has (its CXL port PMUs and DOE

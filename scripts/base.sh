@@ -19,42 +19,6 @@ fi
 
 apt_install "${HOST_PKGS[@]}"
 
-# The system's Debian archive: the URI of its entry for the release it runs
-# (deb822 .sources or one-line sources.list), and the keyring that entry
-# trusts.  The harness's own sources list points the same archive at the
-# target's suites.
-debian_archive() {
-	local codename
-	codename=$(. /etc/os-release && echo "${VERSION_CODENAME:-}")
-	[ -n "$codename" ] || die "cannot tell the Debian release from /etc/os-release"
-	python3 - "$codename" /etc/apt/sources.list /etc/apt/sources.list.d/*.sources \
-		/etc/apt/sources.list.d/*.list <<'PY'
-import os
-import re
-import sys
-codename, files = sys.argv[1], [f for f in sys.argv[2:] if os.path.isfile(f)]
-key = "/usr/share/keyrings/debian-archive-keyring.gpg"
-for f in files:
-    text = open(f, errors="replace").read()
-    if f.endswith(".sources"):
-        for stanza in re.split(r"\n\s*\n", text):
-            fields = dict(re.findall(r"^([A-Za-z-]+):\s*(.*)$", stanza, re.M))
-            if "deb" in fields.get("Types", "").split() and \
-                    codename in fields.get("Suites", "").split() and \
-                    "main" in fields.get("Components", "").split():
-                print(fields["URIs"].split()[0], fields.get("Signed-By", key).strip())
-                sys.exit(0)
-    else:
-        for line in text.splitlines():
-            m = re.match(r"deb\s+(?:\[(.*?)\]\s+)?(\S+)\s+(\S+)\s+(.*)", line.strip())
-            if m and m.group(3) == codename and "main" in m.group(4).split():
-                opts = dict(o.split("=", 1) for o in (m.group(1) or "").split() if "=" in o)
-                print(m.group(2), opts.get("signed-by", key))
-                sys.exit(0)
-sys.exit(f"no 'deb ... {codename} main' entry in {' '.join(files)}")
-PY
-}
-
 # fetch_deb: download $BASE_PKG (the pin, or the newest $KVER) from the
 # target's suites into $TBUILD/debs; print its version and path.
 fetch_deb() {

@@ -1,14 +1,21 @@
 #!/usr/bin/env bash
-# kbuild.sh base|series|mutant [guest|debug]: configure and build a guest
-# kernel out of tree with ccache.  base = tag `base` (a worktree in
+# kbuild.sh base|series|mutant [guest|debug|arm64]: configure and build a
+# guest kernel out of tree with ccache (arm64: the arm64 guest, cross-compiled).  base = tag `base` (a worktree in
 # build/linux-base), series = build/linux HEAD, mutant = the worktree
 # build/linux-mutant that tests/mutants.py sets up (the series with one
-# deliberate bug).  Prints the path of the bzImage on stdout.
+# deliberate bug).  Prints the path of the kernel image on stdout.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
-which=${1:?usage: kbuild.sh base|series|mutant [guest|debug]}
+which=${1:?usage: kbuild.sh base|series|mutant [guest|debug|arm64]}
 flavour=${2:-guest}
+# The arm64 flavour is the guest config for the arm64 guest (QEMU virt)
+if [ "$flavour" = arm64 ]; then
+	GUEST_ARCH=arm64 KARCH=arm64 KIMAGE=Image CROSS=aarch64-linux-gnu-
+	apt_install "${ARM64_HOST_PKGS[@]}"
+else
+	GUEST_ARCH=x86_64 KARCH=x86 KIMAGE=bzImage CROSS=
+fi
 
 git -C "$TREE" rev-parse -q --verify 'base^{commit}' >/dev/null 2>&1 ||
 	die "no base tree in $TREE: run 'make tree' first"
@@ -39,18 +46,20 @@ obj=$src/.obj-$flavour
 mkdir -p "$obj"
 grep -qx '/.obj-\*' "$(git -C "$TREE" rev-parse --path-format=absolute --git-common-dir)/info/exclude" 2>/dev/null ||
 	echo '/.obj-*' >>"$(git -C "$TREE" rev-parse --path-format=absolute --git-common-dir)/info/exclude"
-# The fragment: guest.config, the target's TARGET_CONFIG (options both its
-# kernels have), its SERIES_CONFIG (options only the
-# series has) for the series and mutant trees, debug.config for the debug
-# flavour.
+# The fragment: guest.config and the architecture's (x86_64.config or
+# arm64.config), the target's TARGET_CONFIG (options both its kernels
+# have) and TARGET_CONFIG_<ARCH> (those on one architecture), its SERIES_CONFIG (options only the series has) for the series and
+# mutant trees, debug.config for the debug flavour.
 case "$flavour" in
-guest | debug) ;;
-*) die "unknown flavour '$flavour' (guest or debug)" ;;
+guest | debug | arm64) ;;
+*) die "unknown flavour '$flavour' (guest, debug or arm64)" ;;
 esac
 frag=$obj/fragment.config
 {
-	cat "$TOP/configs/guest.config"
+	cat "$TOP/configs/guest.config" "$TOP/configs/$GUEST_ARCH.config"
 	[ -n "${TARGET_CONFIG:-}" ] && cat "$TOP/$TARGET_CONFIG"
+	arch_config=TARGET_CONFIG_${GUEST_ARCH^^}
+	[ -n "${!arch_config:-}" ] && cat "$TOP/${!arch_config}"
 	[ "$which" != base ] && [ -n "$SERIES_CONFIG" ] && cat "$TOP/$SERIES_CONFIG"
 	[ "$flavour" = debug ] && cat "$TOP/configs/debug.config"
 	true
@@ -61,7 +70,8 @@ cmp -s "$frag.new" "$frag" 2>/dev/null && rm "$frag.new" || mv "$frag.new" "$fra
 # on the machine, so CI on a fresh clone reuses what earlier builds compiled.
 export CCACHE_NOHASHDIR=1
 export CCACHE_MAXSIZE=${CCACHE_MAXSIZE:-5G}
-mk=(make -C "$src" O="$obj" CC="ccache gcc" HOSTCC="ccache gcc" -j"$(jobs)" -s)
+mk=(make -C "$src" O="$obj" ARCH="$KARCH" ${CROSS:+CROSS_COMPILE=$CROSS}
+	CC="ccache ${CROSS}gcc" HOSTCC="ccache gcc" -j"$(jobs)" -s)
 
 stamp=$obj/.config-input
 want=$(cat "$frag" | sha1sum)
@@ -88,5 +98,5 @@ if [ ! -f "$obj/.config" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ] ||
 	echo "$want" >"$stamp"
 fi
 msg "building $which ($flavour) kernel in $obj"
-"${mk[@]}" bzImage >&2
-echo "$obj/arch/x86/boot/bzImage"
+"${mk[@]}" "$KIMAGE" >&2
+echo "$obj/arch/$KARCH/boot/$KIMAGE"

@@ -59,6 +59,59 @@ HOST_PKGS=(build-essential flex bison bc libelf-dev libssl-dev cpio xz-utils
 
 jobs() { nproc 2>/dev/null || echo 2; }
 
+# The guest architecture: x86_64 (QEMU q35, the default) or arm64 (QEMU
+# virt with GICv3/ITS and SMMUv3; issue 14).  GUEST_ARCH=arm64 selects the
+# arm64 kernels (object directory .obj-arm64, cross-compiled with Debian's
+# gcc-aarch64-linux-gnu) and the arm64 initramfs.
+GUEST_ARCH=${GUEST_ARCH:-x86_64}
+case "$GUEST_ARCH" in
+x86_64) KARCH=x86 KIMAGE=bzImage CROSS= INITRD=$BUILD/initramfs.cpio.gz ;;
+arm64) KARCH=arm64 KIMAGE=Image CROSS=aarch64-linux-gnu- INITRD=$BUILD/initramfs-arm64.cpio.gz ;;
+*) die "unknown GUEST_ARCH '$GUEST_ARCH' (x86_64 or arm64)" ;;
+esac
+# What the arm64 guests need on the host: the cross compiler (with its C
+# library for the static test helpers) and Debian's QEMU for arm64 with the
+# UEFI firmware for the ACPI boots.
+ARM64_HOST_PKGS=(gcc-aarch64-linux-gnu libc6-dev-arm64-cross binutils-aarch64-linux-gnu
+	qemu-system-arm qemu-efi-aarch64)
+
+# The system's Debian archive: the URI of its entry for the release it runs
+# (deb822 .sources or one-line sources.list), and the keyring that entry
+# trusts.  The harness's own sources list points the same archive at the
+# target's suites.
+debian_archive() {
+	local codename
+	codename=$(. /etc/os-release && echo "${VERSION_CODENAME:-}")
+	[ -n "$codename" ] || die "cannot tell the Debian release from /etc/os-release"
+	python3 - "$codename" /etc/apt/sources.list /etc/apt/sources.list.d/*.sources \
+		/etc/apt/sources.list.d/*.list <<'PY'
+import os
+import re
+import sys
+codename, files = sys.argv[1], [f for f in sys.argv[2:] if os.path.isfile(f)]
+key = "/usr/share/keyrings/debian-archive-keyring.gpg"
+for f in files:
+    text = open(f, errors="replace").read()
+    if f.endswith(".sources"):
+        for stanza in re.split(r"\n\s*\n", text):
+            fields = dict(re.findall(r"^([A-Za-z-]+):\s*(.*)$", stanza, re.M))
+            if "deb" in fields.get("Types", "").split() and \
+                    codename in fields.get("Suites", "").split() and \
+                    "main" in fields.get("Components", "").split():
+                print(fields["URIs"].split()[0], fields.get("Signed-By", key).strip())
+                sys.exit(0)
+    else:
+        for line in text.splitlines():
+            m = re.match(r"deb\s+(?:\[(.*?)\]\s+)?(\S+)\s+(\S+)\s+(.*)", line.strip())
+            if m and m.group(3) == codename and "main" in m.group(4).split():
+                opts = dict(o.split("=", 1) for o in (m.group(1) or "").split() if "=" in o)
+                print(m.group(2), opts.get("signed-by", key))
+                sys.exit(0)
+sys.exit(f"no 'deb ... {codename} main' entry in {' '.join(files)}")
+PY
+}
+
+
 # series_ranges: one line "DIR FROM TO" per series of the target, in order
 # (commits of $TREE): the first starts at base, the last ends at HEAD, and
 # each other ends at the tag series/<its directory's name>.  A tag that a

@@ -128,7 +128,7 @@ def failures(out):
 
 
 def closing(out):
-    m = re.search(r"^\d+ passed, \d+ failed(, \d+ skipped)?$", out, re.M)
+    m = re.search(r"^\d+ passed, \d+ failed(, \d+ skipped)?(, \d+ known defects)?$", out, re.M)
     return m.group(0) if m else "no closing line"
 
 

@@ -36,7 +36,7 @@ BAD_DMESG = re.compile(
 KIND = {"ep": "ep", "rp": "rp", "up": "usp", "dp": "dsp"}
 
 # Ports each topology must show (a dump with fewer is a failure, not a pass).
-TOPOLOGY_PORTS = {"basic": 8, "cxl": 4, "cxl-project": 4, "msix": 3, "dpc": 5}
+TOPOLOGY_PORTS = {"basic": 8, "basic-iommu": 8, "cxl": 4, "cxl-project": 4, "msix": 3, "dpc": 5}
 
 # Reports the unpatched 6.12 kernel itself prints on these scenarios (seen
 # with the debug config, make check-debug), so they say nothing about the
@@ -118,21 +118,27 @@ NEEDS_QEMU = "needs the project's QEMU (qemu/patches, built by 'make qemu')"
 
 
 class Kernel:
-    def __init__(self, label, image, args, target=targets.LTS):
+    def __init__(self, label, image, args, target=targets.LTS, arch="x86_64", boot=None):
         self.target = target
-        self.label, self.image = target.prefix + label, image
+        self.arch, self.boot = arch, boot
+        # x86_64: q35 (BIOS, ACPI); arm64: virt booted with a device tree
+        # ("dt") or through UEFI with ACPI ("acpi"), issue 14
+        self.platform = f"arm64-{boot}-" if arch == "arm64" else ""
+        # base and series of one target on one platform are compared
+        self.pair = (target.name, arch, boot)
+        self.label, self.image = target.prefix + self.platform + label, image
         self.series = label == "series"
         # what the kernel has of expected.py's features: the series all of
         # its target's, the base those its unpatched kernel already has
         self.features = target.base_features | (target.features if self.series else frozenset())
-        self.initrd = args.initrd
+        self.initrd = args.arm64_initrd if arch == "arm64" else args.initrd
         self.logdir = args.logdir
         self.facts = {}       # scenario -> {key: value}, for the differential
 
 
 class Suite:
     def __init__(self, args):
-        self.r = Reporter()
+        self.r = Reporter(known=targets.KNOWN_DEFECTS)
         self.args = args
         self.base_splats = {}  # scenario -> titles of the known reports base printed
         self.base_forms = {}   # target -> {form of a known report base printed: scenario}
@@ -141,7 +147,7 @@ class Suite:
     def guest(self, k, name, topology="basic", cmdline="", project_qemu=False, extra=()):
         log = os.path.join(k.logdir, f"{k.label}-{name}.console.log")
         return Guest(k.image, k.initrd, topology, cmdline, log=log, extra_args=extra,
-                     qemu=self.args.qemu if project_qemu else None,
+                     qemu=self.args.qemu if project_qemu else None, arch=k.arch, boot=k.boot,
                      boot_timeout=600 if self.args.debug else 180,
                      scale=5 if self.args.debug else 1)
 
@@ -165,9 +171,9 @@ class Suite:
         # cannot run (a feature only the series has), it is excused only
         # where base printed the same form (the lock taken and where) in
         # another scenario of this run.
-        ran = (k.target.name, name) in self.base_splats
-        seen = self.base_splats.setdefault((k.target.name, name), set())
-        forms = self.base_forms.setdefault(k.target.name, {})
+        ran = (k.pair, name) in self.base_splats
+        seen = self.base_splats.setdefault((k.pair, name), set())
+        forms = self.base_forms.setdefault(k.pair, {})
         for title, fs in sorted(known.items()):
             what = self.t(k, f"{name}: known report of the unpatched kernel: {title}")
             if not k.series:
@@ -180,7 +186,7 @@ class Suite:
             elif not ran and fs <= set(forms):
                 self.r.skip(what, "base cannot run this scenario and printed the same report ("
                             + "; ".join(f"{f} in {forms[f]}" for f in sorted(fs)) + ")")
-            elif not (self.args.base if k.target is targets.LTS else self.args.mainline_base):
+            elif not any(not x.series and x.pair == k.pair for x in self.kernels):
                 self.r.skip(what, "known report of the unpatched kernel, which this run "
                                   "does not boot (make check runs both)")
             else:
@@ -217,9 +223,11 @@ class Suite:
             # platform grants (emulator.py); the rules below use the latter.
             fws = sorted({d.hostbridges.get(p.hostbridge, "?") for p in ports})
             got = {fw: d.osc_reported(fw) for fw in fws}
+            # "?": a host bridge without a firmware node (a device tree),
+            # which has no _OSC for the kernel to report
             want = {fw: d.osc_controls(next(p for p in ports
                                             if d.hostbridges.get(p.hostbridge, "?") == fw))
-                    or None for fw in fws}
+                    or None if fw != "?" else None for fw in fws}
             self.r.eq(got, want, self.t(k, f"{name}: the kernel reports the _OSC controls the "
                                            "platform grants"),
                       "\n".join(f"{dev}: {t}" for dev, t in d.osc))
@@ -245,7 +253,8 @@ class Suite:
                 mode = p.irq_mode(d.handlers(p))
                 self.r.eq(mode, d.expected_mode(p, want_svcs),
                           self.t(k, f"{tag} interrupt mode"))
-                self.r.eq(p.runtime_control, "auto" if d.d3_possible(p) else "on",
+                self.r.eq(p.runtime_control,
+                          "auto" if d.d3_possible(p, k.target.behaviour) else "on",
                           self.t(k, f"{tag} runtime PM policy (power/control)"))
                 msg_nums = p.msg_nums(active) if active else []
                 facts[p.bdf] = {
@@ -266,7 +275,29 @@ class Suite:
                     "bw_capable": "bw" in d.expected(p, {"bwctrl"}, k.target.behaviour),
                     "bw_msg_num": p.msg_num("bw"),
                     "bw_mode": d.expected_mode(p, {"bw"}),
+                    # the interrupt domain: remapped ("IR-") behind an IOMMU
+                    "irq_chips": d.port_irq_chips(p) if active else [],
+                    # what pci_dma_configure() sets up when a driver binds
+                    "acs_ctrl": p.acs_ctrl,
+                    "iommu_group": p.iommu_group is not None,
                 }
+                want_acs = emulator.acs_ctrl(d.cmdline, p.bdf, p.acs_cap) \
+                    if p.acs_cap is not None else None
+                if want_acs is not None:
+                    self.r.eq(p.acs_ctrl, want_acs,
+                              self.t(k, f"{tag} ACS Control is what pci=config_acs= asks"))
+                if topology.endswith("-iommu") and mode in ("msi", "msix"):
+                    # Interrupt remapping blocks compatibility-format MSIs
+                    # (Linux clears CFI); QEMU delivers them anyway, so
+                    # the domain the vectors were allocated in is what shows
+                    self.r.eq([c for c in d.port_irq_chips(p) if not c.startswith("IR-")], [],
+                              self.t(k, f"{tag} MSIs go through interrupt remapping"))
+                if k.arch == "arm64":
+                    # Behind the SMMUv3 every stream aborts until the
+                    # device is configured for it (pci_dma_configure()):
+                    # a port without a group has no working MSI either.
+                    self.r.ok(p.iommu_group is not None,
+                              self.t(k, f"{tag} is in an IOMMU group (SMMUv3)"))
             self.kselftest(k, g, name, facts, len(ports) - sum(p.type == "usp" for p in ports))
             self.dmesg_clean(k, g, name)
 
@@ -1713,6 +1744,21 @@ class Suite:
             ("cmdline-pci=nomsi", self.services, dict(cmdline="pci=nomsi")),
             ("cmdline-pci=nomsi+pcie_ports=native", self.services,
              dict(cmdline="pci=nomsi pcie_ports=native")),
+            # ACS as config_acs= asks, on ports no driver binds to: the
+            # blacklisted initcall is the CXL series' cxl_pci_port, which
+            # otherwise tries every port (a distro builds it as a module,
+            # loaded on CXL machines only)
+            ("cmdline-config_acs", self.services,
+             dict(cmdline="pci=config_acs=11101@pci:0:0 "
+                          "initcall_blacklist=cxl_pci_port_driver_init")),
+            # x86 with an IOMMU and interrupt remapping: the ports' MSIs
+            # must be remappable ones (the IOMMU drops the others)
+            ("services-iommu", self.services, dict(topology="basic-iommu")),
+            ("hotplug-iommu", self.hotplug, dict(topology="basic-iommu",
+                                                 slots=(("rp2", 3), ("dp2", 2)))),
+            # arm64: one cycle per slot (QEMU virt's slots take no second
+            # card on either kernel yet, see ARM64_SCENARIOS)
+            ("hotplug-once", self.hotplug, dict(slots=(("rp2", 1), ("dp2", 1)))),
             ("aer", self.aer, {}),
             ("aer-qemu", self.aer_qemu, {}),
             ("aer-qemu-project", self.aer_qemu, dict(project_qemu=True)),
@@ -1751,6 +1797,10 @@ class Suite:
         ]
 
     def run_one(self, k, name, fn, kw):
+        if kw.get("project_qemu") and k.arch != "x86_64":
+            self.r.skip(self.t(k, name), "the project's QEMU (qemu/patches) is built for "
+                        "x86_64 only; the arm64 guests run Debian's qemu-system-aarch64")
+            return
         if kw.get("project_qemu") and not self.args.qemu:
             self.r.skip(self.t(k, name), NEEDS_QEMU)
             return
@@ -1790,18 +1840,26 @@ class Suite:
             except Exception as e:  # a broken tree must show as a failure
                 self.r.ok(False, "static: checks ran", e)
         self.counts = {}
-        lts = [k for k in kernels if k.target is targets.LTS]
-        ml = [k for k in kernels if k.target is targets.MAINLINE]
-        for pair in (lts, ml):
+        self.kernels = kernels
+        pairs = {}
+        for k in kernels:
+            pairs.setdefault(k.pair, []).append(k)
+        ml = pairs.get((targets.MAINLINE.name, "x86_64", None), [])
+        for pair in pairs.values():
             for k in pair:
-                self.r.note(f"--- {k.label} kernel ({k.target.name}): {k.image}")
+                self.r.note(f"--- {k.label} kernel ({k.target.name}, {k.arch}"
+                            f"{', ' + k.boot if k.boot else ''}): {k.image}")
                 subset = [x for x in self.args.lts_scenarios.split(",") if x] \
-                    if k.target is targets.LTS else []
+                    if k.target is targets.LTS and k.arch == "x86_64" else []
+                scenarios = k.target.scenarios if k.arch == "x86_64" else targets.ARM64_SCENARIOS
                 for name, fn, kw in self.plan():
-                    if k.target.scenarios is not None and name not in k.target.scenarios:
+                    if scenarios is not None and name not in scenarios:
                         continue
                     if only and not any(name == o[1:] if o.startswith("=") else o in name
                                         for o in only):
+                        continue
+                    if name in k.target.skipped and k.arch == "x86_64":
+                        self.r.skip(self.t(k, name), k.target.skipped[name])
                         continue
                     if subset and name not in subset:
                         self.r.skip(self.t(k, name), "not in CI's named 6.12 subset "
@@ -1828,8 +1886,9 @@ class Suite:
 
     def differential(self, base, series):
         """What users see must match, except the listed intended differences."""
-        pre = base.target.prefix
-        self.r.note(f"--- {pre}differential: {base.target.name} base vs series")
+        pre = base.target.prefix + base.platform
+        self.r.note(f"--- {pre}differential: {base.target.name} base vs series"
+                    + (f" ({base.arch}, {base.boot})" if base.boot else ""))
         for scen in sorted(set(base.facts) | set(series.facts)):
             b, s = base.facts.get(scen, {}), series.facts.get(scen, {})
             for key in sorted(set(b) | set(s)):
@@ -1860,6 +1919,14 @@ def main():
                          "(CI's named subset; the others are reported as skipped)")
     ap.add_argument("--mainline-base", help="the 7.3 base kernel (TARGET=mainline)")
     ap.add_argument("--mainline-series", help="the 7.3 kernel with series v2")
+    ap.add_argument("--arm64-initrd", help="the arm64 guests' initramfs "
+                    "(GUEST_ARCH=arm64 scripts/initramfs.sh)")
+    ap.add_argument("--arm64-base", help="the 6.12 base kernel for arm64 (issue 14)")
+    ap.add_argument("--arm64-series", help="the 6.12 kernel with series v1 for arm64")
+    ap.add_argument("--mainline-arm64-base", help="the 7.3 base kernel for arm64 (issue 14)")
+    ap.add_argument("--mainline-arm64-series", help="the 7.3 kernel with series v2 for arm64")
+    ap.add_argument("--arm64-boots", default="dt,acpi",
+                    help="how the arm64 guests boot: dt (QEMU's device tree), acpi (UEFI)")
     ap.add_argument("--write-manifest", action="store_true",
                     help="record this run's number of checks per scenario in tests/manifest.json")
     args = ap.parse_args()
@@ -1877,7 +1944,9 @@ def main():
                 sys.exit(f"{label} kernel {img} does not exist: run 'make kernels' first")
             kernels.append(Kernel(label, img, args))
     # One mainline kernel alone runs its scenarios without the differential
-    mainline_kernels = bool(args.mainline_base or args.mainline_series)
+    mainline_kernels = bool(args.mainline_base or args.mainline_series or
+                            args.mainline_arm64_base or args.mainline_arm64_series or
+                            args.arm64_base or args.arm64_series)
     if not args.static_only:
         for label in ("base", "series"):
             img = getattr(args, f"mainline_{label}")
@@ -1886,9 +1955,26 @@ def main():
                     sys.exit(f"mainline {label} kernel {img} does not exist: "
                              "run 'make mainline-kernels' first")
                 kernels.append(Kernel(label, img, args, targets.MAINLINE))
+        boots = [b for b in args.arm64_boots.split(",") if b]
+        bad = [b for b in boots if b not in ("dt", "acpi")]
+        if bad:
+            sys.exit(f"unknown arm64 boot {bad} (dt, acpi)")
+        for target, opt in ((targets.LTS, "arm64"), (targets.MAINLINE, "mainline_arm64")):
+            for boot in boots:
+                for label in ("base", "series"):
+                    img = getattr(args, f"{opt}_{label}")
+                    if not img:
+                        continue
+                    if not os.path.exists(img):
+                        sys.exit(f"arm64 {target.name} {label} kernel {img} does not exist: "
+                                 "run 'make arm64-kernels' first")
+                    if not (args.arm64_initrd and os.path.exists(args.arm64_initrd)):
+                        sys.exit("no arm64 initramfs: run 'make arm64-kernels' first")
+                    kernels.append(Kernel(label, img, args, target, "arm64", boot))
     if not kernels and not args.static_only and not mainline_kernels:
         sys.exit("give --base and/or --series, or --mainline-base and/or --mainline-series")
-    if (kernels or mainline_kernels) and not (args.initrd and os.path.exists(args.initrd)):
+    if any(k.arch == "x86_64" for k in kernels) and \
+            not (args.initrd and os.path.exists(args.initrd)):
         sys.exit("no initramfs: run 'make initramfs' first")
     only = [o for o in args.only.split(",") if o]
     sys.exit(Suite(args).run(kernels, only))

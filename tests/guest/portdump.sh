@@ -2,6 +2,7 @@
 # portdump: raw facts about every PCIe port (bridges and RCECs) for the host
 # to decide which services are active.  Output is line-based, "@KEY VALUE".
 echo "@cmdline $(cat /proc/cmdline)"
+echo "@arch $(uname -m)"
 echo "@bios_date $(cat /sys/class/dmi/id/bios_date 2>/dev/null)"
 dmesg | grep -E '_OSC: (OS now controls|platform does not support|OS supports)|_OSC failed' |
 	sed 's/^\[[^]]*\] */@osc /'
@@ -26,6 +27,11 @@ for d in /sys/bus/pci/devices/*; do
 	echo "@runtime_control $(cat "$d/power/control" 2>/dev/null || echo unknown)"
 	echo "@runtime_status $(cat "$d/power/runtime_status" 2>/dev/null || echo unknown)"
 	echo "@irq $(cat "$d/irq")"
+	if [ -e "$d/iommu_group" ]; then
+		echo "@iommu_group $(basename "$(readlink "$d/iommu_group")")"
+	else
+		echo "@iommu_group none"
+	fi
 	if [ -d "$d/msi_irqs" ]; then
 		for v in "$d"/msi_irqs/*; do
 			[ -e "$v" ] && echo "@msi_irq ${v##*/} $(cat "$v" 2>/dev/null || echo "$(cat "$v/mode" 2>/dev/null)")"

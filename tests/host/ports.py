@@ -8,7 +8,7 @@ from collections import Counter
 import emulator
 
 # PCIe capability (PCI_EXP_*) and extended capability offsets/bits.
-CAP_EXP, ECAP_AER, ECAP_DPC = 0x10, 0x0001, 0x001D
+CAP_EXP, ECAP_AER, ECAP_DPC, ECAP_ACS = 0x10, 0x0001, 0x001D, 0x000D
 TYPE_NAMES = {0x4: "rp", 0x5: "usp", 0x6: "dsp", 0xA: "rcec"}
 
 # /proc/interrupts action names the services register (users grep for them).
@@ -66,6 +66,7 @@ class Port:
         self.pci_children = 0
         self.cfgbytes = bytearray()
         self.lnkctl_writable = False
+        self.iommu_group = None
 
     def finish(self):
         self.cfg = Config(bytes(self.cfgbytes))
@@ -95,7 +96,14 @@ class Port:
         self.rtctl = c.r16(e + 0x1C) if self.type in ("rp", "rcec") and self.exp else 0
         self.rootcmd = c.r32(self.aer + 0x2C) if self.aer and self.type in ("rp", "rcec") else 0
         self.dpcctl = c.r16(self.dpc + 6) if self.dpc else 0
-        self.hostbridge = self.path.split("/")[3] if self.path.count("/") > 3 else ""
+        acs = c.ecap(ECAP_ACS)
+        # ACS Capability and Control registers, None without the capability
+        self.acs_cap = c.r16(acs + 4) if acs else None
+        self.acs_ctrl = c.r16(acs + 6) if acs else None
+        # pci0000:00 of /sys/devices/pci0000:00/... (x86, ACPI) or of
+        # /sys/devices/platform/<host bridge>/pci0000:00/... (device tree)
+        m = re.search(r"/(pci[0-9a-f]{4}:[0-9a-f]{2})/", self.path)
+        self.hostbridge = m.group(1) if m else ""
 
     def msg_num(self, svc):
         """Interrupt Message Number a service uses (PCIe r6.0, 7.5.3.2,
@@ -163,9 +171,11 @@ class Dump:
         self.dmesg = dmesg
         self.cmdline = ""
         self.bios_year = 0
+        self.arch = ""          # uname -m; "" from a dump without it (x86)
         self.osc = []           # (acpi device, text)
         self.hostbridges = {}   # pci0000:00 -> PNP0A08:00
         self.interrupts = {}    # irq -> [action names]
+        self.irq_chips = {}     # irq -> irqchip name
         self.ports = []
         port, in_irq, irq_lines = None, False, []
         complete = False
@@ -201,6 +211,8 @@ class Dump:
                 port.power_state = val
             elif key == "@runtime_control":
                 port.runtime_control = val
+            elif key == "@arch":
+                self.arch = val
             elif key == "@bios_date":
                 self.bios_year = int(val[-4:]) if re.match(r".*\d{4}$", val) else 0
             elif key == "@runtime_status":
@@ -214,6 +226,8 @@ class Dump:
                 port.pci_children = int(val)
             elif key == "@child_devices":
                 port.child_devices = int(val)
+            elif key == "@iommu_group":
+                port.iommu_group = None if val == "none" else val
             elif key == "@service_devices":
                 port.service_devices = int(val)
             elif key == "@cfg":
@@ -233,13 +247,29 @@ class Dump:
             f = line.split()
             if not f or not f[0].endswith(":") or not f[0][:-1].isdigit():
                 continue
-            # IRQ: <ncpu counts> <chip> <hwirq-type> <actions, ...>
-            rest = f[1 + ncpu + 2:]
+            # IRQ: <ncpu counts> <chip> <hwirq-type> <actions, ...>, where
+            # x86 prints the hwirq and type as one word ("0-edge") and the
+            # GIC as two ("0 Edge")
+            rest = f[1 + ncpu + 1:]
+            if rest and re.fullmatch(r"\d+", rest[0]) and len(rest) > 1 and \
+                    rest[1] in ("Edge", "Level"):
+                rest = rest[2:]
+            else:
+                rest = rest[1:]
             names = [n.strip() for n in " ".join(rest).split(",") if n.strip()]
             self.interrupts[int(f[0][:-1])] = names
+            # the irqchip without the device: "IR-PCI-MSIX" (remapped),
+            # "PCI-MSI", "ITS-PCI-MSIX", "IO-APIC", "GICv3"
+            if len(f) > 1 + ncpu:
+                self.irq_chips[int(f[0][:-1])] = re.sub(r"-[0-9a-f]{4}:[0-9a-f:.]+$", "",
+                                                        f[1 + ncpu])
 
     def port_irqs(self, p):
         return sorted(p.msi) if p.msi else ([p.irq] if p.irq else [])
+
+    def port_irq_chips(self, p):
+        """The irqchips of the port's interrupts (one name each kind)."""
+        return sorted({self.irq_chips.get(i, "?") for i in self.port_irqs(p)})
 
     def intx_sharers(self, p):
         """The ports whose services use INTx line p.irq (p among them)."""
@@ -320,10 +350,14 @@ class Dump:
                         or ["auto"])[-1],
         }
 
-    def d3_possible(self, p):
-        """pci_bridge_d3_possible() of 6.12: may the port go to D3 at run time?
-        portdrv allows runtime PM (power/control = auto) exactly then."""
+    def d3_possible(self, p, behaviour=None):
+        """pci_bridge_d3_possible() of 6.12 (`behaviour` of targets.py for
+        another kernel): may the port go to D3 at run time?  portdrv allows
+        runtime PM (power/control = auto) exactly then.  Outside x86 the
+        BIOS date does not count, and 7.3 keeps only x86's native hot-plug
+        ports out of D3 ("d3_pciehp_x86_only")."""
         prm = self.params()
+        x86 = self.arch in ("x86_64", "")
         if p.type not in ("rp", "usp", "dsp") or prm["ports"] == "compat":
             return False
         if prm["port_pm"] == "off":
@@ -332,9 +366,9 @@ class Dump:
             return False
         if prm["port_pm"] == "force":
             return True
-        if p.hpc:
+        if p.hpc and (x86 or not (behaviour or {}).get("d3_pciehp_x86_only")):
             return False
-        return self.bios_year >= 2015
+        return not x86 or self.bios_year >= 2015
 
     # -- the rules ---------------------------------------------------------
     def expected(self, p, features=frozenset(), behaviour=None):

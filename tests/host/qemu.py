@@ -37,6 +37,29 @@ BASE_ARGS = [
 ]
 
 
+# The arm64 guest (issue 14): QEMU virt with GICv3 and its ITS (MSI and
+# MSI-X through the ITS doorbell) and an SMMUv3 in front of the PCIe host
+# bridge, booted with QEMU's device tree ("dt") or through UEFI (Debian's
+# qemu-efi-aarch64) with QEMU's ACPI tables ("acpi").  The PL011 takes the
+# kernel console; the agent talks over a virtio console (hvc0) on
+# virtio-mmio, which adds no PCI device.
+QEMU_ARM64 = os.environ.get("QEMU_ARM64", "qemu-system-aarch64")
+ARM64_UEFI = "/usr/share/qemu-efi-aarch64/QEMU_EFI.fd"
+ARCHES = ("x86_64", "arm64")
+ARM64_BOOTS = ("dt", "acpi")
+
+
+def arm64_base_args(boot):
+    if boot not in ARM64_BOOTS:
+        raise ValueError(f"arm64 boots with {' or '.join(ARM64_BOOTS)}, not {boot!r}")
+    m = "virt,gic-version=3,its=on,iommu=smmuv3" + (",acpi=off" if boot == "dt" else "")
+    a = ["-accel", "tcg", "-M", m, "-cpu", "cortex-a57", "-m", "512",
+         "-nodefaults", "-no-user-config", "-display", "none", "-no-reboot"]
+    if boot == "acpi":
+        a += ["-bios", ARM64_UEFI]
+    return a
+
+
 def _rp(id_, chassis, addr, dev="pcie-root-port", **kw):
     opts = [dev, f"id={id_}", "bus=pcie.0", f"chassis={chassis}", f"slot={chassis}",
             f"addr={addr}"] + [f"{k}={v}" for k, v in kw.items()]
@@ -64,6 +87,14 @@ def topology_basic():
     a += ["-device", "xio3130-downstream,id=dp2,bus=up1,chassis=6,slot=6"]
     a += _rp("rp5", 7, "0x5.0x0", hotplug="off")
     return a
+
+
+def topology_basic_iommu():
+    """basic behind QEMU's Intel IOMMU with interrupt remapping (the device
+    comes first, before the PCI devices it translates for): every MSI goes
+    through an IRTE, and the IOMMU drops a compatibility-format one (Linux
+    blocks them when it enables remapping)."""
+    return ["-device", "intel-iommu,intremap=on"] + topology_basic()
 
 
 def topology_cxl(tmpdir):
@@ -197,6 +228,7 @@ def topology_dpc():
 TOPOLOGIES = {
     "dpc": topology_dpc,
     "basic": topology_basic,
+    "basic-iommu": topology_basic_iommu,
     "msix": topology_msix,
     "many-msix": topology_many_msix,
     "cxl": topology_cxl,
@@ -215,18 +247,24 @@ class Guest:
     """A booted guest.  Use as a context manager."""
 
     def __init__(self, kernel, initrd, topology="basic", cmdline="", log=None,
-                 boot_timeout=180, extra_args=(), scale=1, qemu=None):
+                 boot_timeout=180, extra_args=(), scale=1, qemu=None, arch="x86_64",
+                 boot="dt"):
+        if arch not in ARCHES:
+            raise ValueError(f"unknown guest architecture {arch!r} ({', '.join(ARCHES)})")
         self.kernel, self.initrd = kernel, initrd
         self.topology = topology
+        self.arch, self.boot = arch, boot
         self.tmp = tempfile.mkdtemp(prefix="pcie-guest-")
         self.log = log or os.path.join(self.tmp, "console.log")
         self.qmp_path = os.path.join(self.tmp, "qmp.sock")
-        self.cmdline = ("console=ttyS0 loglevel=7 panic=-1 oops=panic "
+        console = "ttyAMA0" if arch == "arm64" else "ttyS0"
+        acpi = "acpi=force " if arch == "arm64" and boot == "acpi" else ""
+        self.cmdline = (f"console={console} {acpi}loglevel=7 panic=-1 oops=panic "
                         "printk.devkmsg=on " + cmdline).strip()
         self.boot_timeout = boot_timeout
         self.extra_args = list(extra_args)
         self.scale = scale      # multiplies every command timeout (debug kernels)
-        self.qemu = qemu or QEMU
+        self.qemu = qemu or (QEMU_ARM64 if arch == "arm64" else QEMU)
         self.proc = None
         self.q = queue.Queue()
         self.seq = 0
@@ -236,11 +274,18 @@ class Guest:
     def argv(self):
         topo = TOPOLOGIES[self.topology]
         devs = topo(self.tmp) if self.topology.startswith("cxl") else topo()
-        return ([self.qemu] + BASE_ARGS + ["-smp", SMP] + devs + self.extra_args +
+        if self.arch == "arm64":
+            base = arm64_base_args(self.boot)
+            agent = ["-serial", f"file:{self.log}", "-device", "virtio-serial-device",
+                     "-chardev", "stdio,id=agent,signal=off",
+                     "-device", "virtconsole,chardev=agent"]
+        else:
+            base = BASE_ARGS
+            agent = ["-serial", f"file:{self.log}", "-serial", "stdio"]
+        return ([self.qemu] + base + ["-smp", SMP] + devs + self.extra_args +
                 ["-kernel", self.kernel, "-initrd", self.initrd,
-                 "-append", self.cmdline,
-                 "-serial", f"file:{self.log}", "-serial", "stdio",
-                 "-qmp", f"unix:{self.qmp_path},server=on,wait=off"])
+                 "-append", self.cmdline] + agent +
+                ["-qmp", f"unix:{self.qmp_path},server=on,wait=off"])
 
     def __enter__(self):
         try:
