@@ -268,8 +268,10 @@ class Dump:
         return sorted(p.msi) if p.msi else ([p.irq] if p.irq else [])
 
     def port_irq_chips(self, p):
-        """The irqchips of the port's interrupts (one name each kind)."""
-        return sorted({self.irq_chips.get(i, "?") for i in self.port_irqs(p)})
+        """The irqchips of the port's interrupts that /proc/interrupts lists
+        (those with a handler; a vector allocated and never requested is
+        not listed), one name each kind."""
+        return sorted({self.irq_chips[i] for i in self.port_irqs(p) if i in self.irq_chips})
 
     def intx_sharers(self, p):
         """The ports whose services use INTx line p.irq (p among them)."""
