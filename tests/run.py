@@ -1839,6 +1839,9 @@ class Suite:
                            parts=tuple(self.args.static_parts.split(",")))
             except Exception as e:  # a broken tree must show as a failure
                 self.r.ok(False, "static: checks ran", e)
+        for entry in getattr(self.args, "not_run", []):
+            what, _, reason = entry.partition("=")
+            self.r.skip(f"{what}: every scenario", reason or "left out of this run")
         self.counts = {}
         self.kernels = kernels
         pairs = {}
@@ -1927,6 +1930,8 @@ def main():
     ap.add_argument("--mainline-arm64-series", help="the 7.3 kernel with series v2 for arm64")
     ap.add_argument("--arm64-boots", default="dt,acpi",
                     help="how the arm64 guests boot: dt (QEMU's device tree), acpi (UEFI)")
+    ap.add_argument("--not-run", action="append", default=[], metavar="KERNELS=REASON",
+                    help="kernels this run leaves out, each reported as skipped with its reason")
     ap.add_argument("--write-manifest", action="store_true",
                     help="record this run's number of checks per scenario in tests/manifest.json")
     args = ap.parse_args()

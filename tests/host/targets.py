@@ -56,11 +56,8 @@ BEHAVIOUR = {
 #   genirq's irq_test.c, as the series changes kernel/irq/msi.c.
 LTS = Target("6.12", "", expected.SERIES_FEATURES, None, BEHAVIOUR["6.12"],
              names={"msix_fault_fn": "pcie_port_msix_alloc_entry"},
-             skipped=dict({s: "the 6.12 guest kernels have no Intel IOMMU driver yet "
-                              "(configs/mainline-x86_64.config is the mainline target's)"
-                           for s in ("services-iommu", "hotplug-iommu")},
-                          **{"hotplug-once": "the arm64 guests' hot-plug scenario; x86 runs "
-                                             "hotplug (10 and 3 cycles)"}))
+             skipped={"hotplug-once": "the arm64 guests' hot-plug scenario; x86 runs "
+                                      "hotplug (10 and 3 cycles)"})
 
 # Series v2 (patches/mainline): its features are expected.V2_FEATURES (a
 # patch that changes what users see adds its feature there in the commit
@@ -139,17 +136,7 @@ ARM64_SCENARIOS = [
 # in the closing line's "N known defects" when it fails; one that passes is
 # named at the end.  Never a base kernel's behaviour that the series
 # merely shares: the differential covers those.
-SMMU_MSI = ("v2 on arm64 with an SMMUv3: the core allocates a port's MSIs before the SMMU "
-            "has attached the port's DMA domain, so the ITS doorbell is never mapped for the "
-            "port and the SMMU drops its MSI writes (F_TRANSLATION); 7.3 defers pcieport's "
-            "probe (pci_dma_configure(), -EPROBE_DEFER) until the SMMU is there")
-KNOWN_DEFECTS = [
-    (r"^mainline-arm64-(dt|acpi)-series: aer-qemu: (QEMU pcie_aer_inject_error \w+ at \w+ "
-     r"\([0-9a-f:.]+\): (the error is reported in dmesg|error recovery reported success|"
-     r"aer_dev_\* counters of [0-9a-f:.]+ moved by one \w+)|"
-     r"rasdaemon has a record of each of the \d+ injected errors)$", SMMU_MSI),
-    (r"^mainline-arm64-(dt|acpi)-series: hotplug-once: 1 device_add/device_del cycles on "
-     r"(rp2|dp2) ", SMMU_MSI),
-    (r"^mainline-arm64-(dt|acpi)-differential: (aer-qemu: (counters|rasdaemon records)|"
-     r"hotplug-once: (rp2|dp2))$", SMMU_MSI),
-]
+# None today.  v2 had one on arm64 until it configured a port's DMA before
+# its first MSI (SMMUv3: the ITS doorbell was never mapped for the port, so
+# the SMMU dropped its MSI writes: aer-qemu and hotplug-once failed).
+KNOWN_DEFECTS = []
