@@ -1492,7 +1492,10 @@ class Suite:
         return up, down
 
     def hotplug(self, k, name, cycles=10, topology="basic", slots=(("rp2", 10), ("dp2", 3)),
-                project_qemu=False):
+                project_qemu=False, active=()):
+        """device_add/device_del cycles on each of `slots` ((port, cycles));
+        then, for each of `active`, more cycles with the port kept active
+        (power/control "on", as pcie_port_pm=off would keep it)."""
         with self.guest(k, name, topology, project_qemu=project_qemu) as g:
             ids, sec = pci_ids(g.qmp)
             irqs0 = g.sh("ls /sys/kernel/debug/irq/irqs | wc -l").strip()
@@ -1509,6 +1512,26 @@ class Suite:
                     k, f"{name}: {n} device_add/device_del cycles on {port} ({ids[port]}): "
                        "endpoint appears with its driver and goes away"))
                 facts[port] = (ups, downs)
+                # Whether the emptied port runtime-suspended: pciehp then
+                # turns its interrupt off and waits for a PME (on arm64 the
+                # next hot-add on QEMU 7.2's ports, which cannot send one,
+                # is missed; see targets.ARM64_SCENARIOS)
+                time.sleep(0.5)
+                facts[f"{port} runtime_status after the cycles"] = g.sh(
+                    f"cat /sys/bus/pci/devices/{ids[port]}/power/runtime_status").strip()
+            for port, n in active:
+                g.sh(f"echo on > /sys/bus/pci/devices/{ids[port]}/power/control")
+                ups = downs = 0
+                for i in range(n):
+                    up, down = self.hotplug_cycle(k, g, name, port, sec[port], f"{port}a{i}")
+                    ups += up
+                    downs += down
+                    if not (up and down):
+                        break
+                self.r.eq((ups, downs), (n, n), self.t(
+                    k, f"{name}: {n} more cycles on {port} ({ids[port]}) kept active "
+                       "(power/control on): endpoint appears with its driver and goes away"))
+                facts[f"{port} kept active"] = (ups, downs)
             irqs1 = g.sh("ls /sys/kernel/debug/irq/irqs | wc -l").strip()
             self.r.eq(irqs1, irqs0, self.t(k, f"{name}: no interrupt descriptors leaked"))
             self.dmesg_clean(k, g, name)
@@ -1756,9 +1779,12 @@ class Suite:
             ("services-iommu", self.services, dict(topology="basic-iommu")),
             ("hotplug-iommu", self.hotplug, dict(topology="basic-iommu",
                                                  slots=(("rp2", 3), ("dp2", 2)))),
-            # arm64: one cycle per slot (on QEMU virt a slot takes no second
-            # card even on the unpatched kernel, see ARM64_SCENARIOS)
-            ("hotplug-once", self.hotplug, dict(slots=(("rp2", 1), ("dp2", 1)))),
+            # arm64: one cycle per slot with the default runtime PM policy
+            # (on QEMU virt an emptied slot takes no second card, on both
+            # kernels: see ARM64_SCENARIOS), then cycles with the ports kept
+            # active
+            ("hotplug-once", self.hotplug, dict(slots=(("rp2", 1), ("dp2", 1)),
+                                                active=(("rp2", 3), ("dp2", 2)))),
             ("aer", self.aer, {}),
             ("aer-qemu", self.aer_qemu, {}),
             ("aer-qemu-project", self.aer_qemu, dict(project_qemu=True)),
@@ -1882,9 +1908,10 @@ class Suite:
                 (self.args.qemu or all(k.arch != "x86_64" for k in kernels)):
             self.check_manifest()
         if self.counts:
-            self.r.note("checks per scenario (base/series): " + ", ".join(
-                f"{n} {c['base+series']}" if "base+series" in c else
-                f"{n} {c.get('base', '-')}/{c.get('series', '-')}"
+            # per scenario, the checks of each kernel that ran it, in the
+            # order the kernels ran (base before series of each target)
+            self.r.note("checks per scenario and kernel: " + ", ".join(
+                f"{n} " + "/".join(str(v) for v in c.values())
                 for n, c in self.counts.items()))
         return self.r.finish()
 

@@ -124,9 +124,15 @@ ARM64_SCENARIOS = [
     "cmdline-config_acs",
     "aer",
     "aer-qemu",
-    # One device_add/device_del per slot: on QEMU 7.2's virt the unpatched
-    # 7.3 misses every hot-plug event of a slot after its first removal, on
-    # both boots (not analysed yet; q35 runs 10 and 3 cycles)
+    # One device_add/device_del per slot with the default policy, then
+    # 3 and 2 with the port kept active (power/control "on").  Off x86, 7.3's pci_bridge_d3_possible()
+    # lets a native hot-plug port runtime-suspend once its slot is empty;
+    # pciehp then disables its interrupt and waits for a PME, which QEMU
+    # 7.2's ports (no Power Management capability) cannot send, so the
+    # next hot-add goes unseen, on base and series alike (the scenario
+    # records the port's runtime status after the cycles).  Real ports
+    # have the capability; x86 runs hotplug (10 and 3 cycles), and a hot-add
+    # through a PME into a port in D3hot runs in runtime-pm-project.
     "hotplug-once",
 ]
 
@@ -136,7 +142,40 @@ ARM64_SCENARIOS = [
 # in the closing line's "N known defects" when it fails; one that passes is
 # named at the end.  Never a base kernel's behaviour that the series
 # merely shares: the differential covers those.
-# None today.  v2 had one on arm64 until it configured a port's DMA before
-# its first MSI (SMMUv3: the ITS doorbell was never mapped for the port, so
-# the SMMU dropped its MSI writes: aer-qemu and hotplug-once failed).
-KNOWN_DEFECTS = []
+# v2 has none: it had the SMMU one below on arm64 until it configured a
+# port's DMA before its first MSI (patches 4 and 16).  v1 (the 6.12 target,
+# labels "arm64-...") has both below, seen on arm64 on 2026-12-04; the fix
+# is v2's, not backported yet.
+V1_INTX = ("v1 sets up a port's INTx services before the line is assigned: on device-tree "
+           "and arm64 ACPI hosts only driver probe does (pci_assign_irq(), "
+           "pcibios_alloc_irq()), and no driver binds to ports")
+V1_SMMU = ("v1 allocates a port's MSIs before pci_dma_configure() attaches it to its SMMU, "
+           "so the ITS doorbell is never mapped for it and its MSI writes abort; a port no "
+           "driver binds to gets no IOMMU group at all")
+_NOMSI_RP = (r"0000:00:0{}\.[01]( \(rp\) (services are those the capabilities, _OSC and "
+             r"command line permit|interrupt mode))?")
+_AER_QEMU = (r"QEMU pcie_aer_inject_error (nonfatal at (rp1|up1|dp1)|fatal at (rp1|dp1)) "
+             r"\([0-9a-f:.]+\): aer_dev_\* counters of [0-9a-f:.]+ moved by one \w+|"
+             r"QEMU pcie_aer_inject_error \w+ at (rp1|up1|dp1) \([0-9a-f:.]+\): "
+             r"(the error is reported in dmesg|error recovery reported success)|"
+             r"rasdaemon has a record of each of the \d+ injected errors")
+KNOWN_DEFECTS = [
+    # pci=nomsi: the Root Ports' services (on ACPI without pcie_ports=native
+    # not 00:03.0, whose services _OSC leaves to firmware on both kernels)
+    (r"^arm64-dt-(series|differential): cmdline-pci=nomsi(\+pcie_ports=native)?: (" +
+     _NOMSI_RP.format("[2-5]") + r"|kselftest( pcie_port_services passes)?)$", V1_INTX),
+    (r"^arm64-acpi-(series|differential): cmdline-pci=nomsi: " + _NOMSI_RP.format("[245]") +
+     r"$", V1_INTX),
+    (r"^arm64-acpi-(series|differential): cmdline-pci=nomsi\+pcie_ports=native: (" +
+     _NOMSI_RP.format("[2-5]") + r"|kselftest( pcie_port_services passes)?)$", V1_INTX),
+    # Without cxl_pci_port (blacklisted there), no driver configures DMA
+    (r"^arm64-(dt|acpi)-series: cmdline-config_acs: 0000:[0-9a-f:.]+ \((rp|usp|dsp)\) is in "
+     r"an IOMMU group \(SMMUv3\)$", V1_SMMU),
+    (r"^arm64-(dt|acpi)-differential: cmdline-config_acs: 0000:[0-9a-f:.]+$", V1_SMMU),
+    # AER and hot-plug interrupts are MSI writes through the SMMU
+    (r"^arm64-(dt|acpi)-series: aer-qemu: (" + _AER_QEMU + r")$", V1_SMMU),
+    (r"^arm64-(dt|acpi)-series: hotplug-once: \d (device_add/device_del|more) cycles on "
+     r"(rp2|dp2) ", V1_SMMU),
+    (r"^arm64-(dt|acpi)-differential: hotplug-once: (rp2|dp2)( kept active)?$", V1_SMMU),
+    (r"^arm64-(dt|acpi)-differential: aer-qemu: (counters|rasdaemon records)$", V1_SMMU),
+]
