@@ -1784,7 +1784,7 @@ class Suite:
             # kernels: see ARM64_SCENARIOS), then cycles with the ports kept
             # active
             ("hotplug-once", self.hotplug, dict(slots=(("rp2", 1), ("dp2", 1)),
-                                                active=(("rp2", 3), ("dp2", 2)))),
+                                                active=(("rp2", 2), ("dp2", 1)))),
             ("aer", self.aer, {}),
             ("aer-qemu", self.aer_qemu, {}),
             ("aer-qemu-project", self.aer_qemu, dict(project_qemu=True)),

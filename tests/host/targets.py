@@ -124,10 +124,10 @@ ARM64_SCENARIOS = [
     "cmdline-config_acs",
     "aer",
     "aer-qemu",
-    # One device_add/device_del per slot with the default policy, then
-    # 3 and 2 with the port kept active (power/control "on").  Off x86, 7.3's pci_bridge_d3_possible()
-    # lets a native hot-plug port runtime-suspend once its slot is empty;
-    # pciehp then disables its interrupt and waits for a PME, which QEMU
+    # One device_add/device_del per slot with the default policy, then 2
+    # and 1 with the port kept active (power/control "on").  Off x86, 7.3's
+    # pci_bridge_d3_possible() lets a native hot-plug port runtime-suspend
+    # once its slot is empty; pciehp then disables its interrupt and waits for a PME, which QEMU
     # 7.2's ports (no Power Management capability) cannot send, so the
     # next hot-add goes unseen, on base and series alike (the scenario
     # records the port's runtime status after the cycles).  Real ports
