@@ -149,7 +149,7 @@ check: lts-only mainline-kernels kernels initramfs qemu $(if $(filter 1,$(CHECK_
 		--mainline-base $(ML_BASE_IMG) --mainline-series $(ML_SERIES_IMG) \
 		--qemu $(QEMU_BIN) --logdir $(LOGDIR) --static $(if $(ONLY),--only $(ONLY)) \
 		$(if $(LTS_SCENARIOS),--lts-scenarios $(LTS_SCENARIOS)) \
-		$(if $(filter 1,$(CHECK_ARM64)),$(ARM64_ARGS) $(ARM64_LEFT_OUT),$(if $(CI_COLD),$(ARM64_NOT_RUN))) \
+		$(if $(filter 1,$(CHECK_ARM64)),$(ARM64_ARGS) $(ARM64_LEFT_OUT),$(if $(CI_COLD),$(ARM64_NOT_RUN) $(ARM64_LEFT_OUT))) \
 		$(if $(WRITE_MANIFEST),--write-manifest)
 
 # Only the series kernel's scenarios (for quick iteration).
