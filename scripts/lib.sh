@@ -55,7 +55,8 @@ apt_install() {
 # Host tools the harness needs (CI installs them through this too).
 HOST_PKGS=(build-essential flex bison bc libelf-dev libssl-dev cpio xz-utils
 	kmod rsync ccache git python3 qemu-system-x86 busybox-static pciutils
-	sparse coccinelle ocaml-nox file python3-ply python3-git linux-config-6.12)
+	sparse coccinelle ocaml-nox file python3-ply python3-git python3-cryptography
+	linux-config-6.12)
 
 jobs() { nproc 2>/dev/null || echo 2; }
 

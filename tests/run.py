@@ -17,6 +17,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "hos
 from qemu import Guest, GuestError, pci_ids  # noqa: E402
 from ports import Dump, SERVICES  # noqa: E402
 from tap import Reporter  # noqa: E402
+import cma  # noqa: E402
 import cxl  # noqa: E402
 import emulator  # noqa: E402
 import mainline  # noqa: E402
@@ -650,6 +651,9 @@ class Suite:
                          self.mmio(g, bdf, b + self.CPMU_CNT1))
         self.mmio(g, bdf, b + self.CPMU_CFG1, 0)
         return status, count
+
+    def cma_emulation(self, k, name, project_qemu=True):
+        cma.scenario(self, k, name)
 
     @staticmethod
     def doe_discover(g, bdf, irq=False):
@@ -1803,6 +1807,7 @@ class Suite:
              dict(topology="cxl-project", project_qemu=True)),
             ("cxl-project", self.cxl_project, dict(project_qemu=True)),
             ("doe-irq", self.doe_irq, dict(project_qemu=True)),
+            ("cma-emulation", self.cma_emulation, dict(project_qemu=True)),
             ("cxl-switch-pmu", self.cxl_switch_pmu, dict(project_qemu=True)),
             ("runtime-pm", self.runtime_pm, dict(cmdline="")),
             ("runtime-pm-pcie_port_pm=off", self.runtime_pm, dict(cmdline="pcie_port_pm=off")),

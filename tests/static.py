@@ -286,7 +286,7 @@ def check_distro_config(r):
 # The parts of the static checks, for running some of them alone (the
 # mutant run, tests/mutants.py): the tools' presence is checked whatever
 # the selection.
-PARTS = ("qemu", "distro", "checkpatch", "build", "cocci", "mainline")
+PARTS = ("qemu", "spdm", "distro", "checkpatch", "build", "cocci", "mainline")
 
 
 def run(r, each_patch=False, parts=PARTS):
@@ -297,6 +297,9 @@ def run(r, each_patch=False, parts=PARTS):
     r.note("--- static checks" + ("" if set(parts) == set(PARTS) else f" ({', '.join(parts)})"))
     if "qemu" in parts:
         check_qemu_patches(r)
+    if "spdm" in parts:
+        import cma     # tests/host, on the path run.py sets up
+        cma.check_responder(r)
     if "mainline" in parts:
         check_mainline(r)
     if "distro" in parts:

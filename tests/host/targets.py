@@ -40,12 +40,14 @@ class Target:
 #   not be read after ERR_FATAL ("(Inaccessible)") is counted in its
 #   aer_dev_* statistics (7.3 counts before it looks at the status);
 # - d3_pciehp_x86_only: pci_bridge_d3_possible() keeps native hot-plug
-#   ports out of runtime D3 on x86 only (6.12: on every architecture).
+#   ports out of runtime D3 on x86 only (6.12: on every architecture);
+# - doe_features_sysfs: a device's DOE features are listed in sysfs
+#   (doe_features/, 6.13 and later).
 BEHAVIOUR = {
     "6.12": {"dpc_needs_aer_service": True, "aer_counts_inaccessible": False,
-             "d3_pciehp_x86_only": False},
+             "d3_pciehp_x86_only": False, "doe_features_sysfs": False},
     "7.3": {"dpc_needs_aer_service": False, "aer_counts_inaccessible": True,
-            "d3_pciehp_x86_only": True},
+            "d3_pciehp_x86_only": True, "doe_features_sysfs": True},
 }
 
 # The series' names a scenario needs:
@@ -106,6 +108,7 @@ MAINLINE = Target("7.3", "mainline-", expected.V2_FEATURES, [
     "cxl-project",
     "cxl-switch-pmu",
     "doe-irq",
+    "cma-emulation",
 ], BEHAVIOUR["7.3"], base_features={"bwctrl"},
     names={"msix_fault_fn": "pci_port_msix_alloc_at", "upstream_kunit": ["irq_test_cases"]})
 

@@ -1,0 +1,142 @@
+"""CMA/SPDM on the project's QEMU (issue 15): the emulation, end to end.
+
+The project's QEMU (qemu/patches) gives pcie-root-port, cxl-rp and
+cxl-type3 a DOE mailbox that carries CMA/SPDM (spdm-port=PORT) and forwards
+each request to an SPDM responder on the host (spdm_responder.py, one per
+device, each with its own behaviour).  The kernels under test have no SPDM
+requester yet, so the harness's requester (spdm_check.py) drives each
+mailbox from the guest through config space (tests/guest/doe-xfer): what
+it concludes must be what the self-test concludes over the socket, and the
+kernel must list the CMA feature among the mailbox's DOE features.
+
+The responders' self-test (spdm_check.check_all()) is a static check: it
+needs no guest.
+"""
+import os
+import re
+import shutil
+import tempfile
+
+import spdm_check
+import spdm_responder
+from qemu import pci_ids
+
+KEY = "ecdsa-p384"
+# What the requester concludes of each responder (spdm_check.EXPECTED).
+# "oversized": the project's QEMU passes the whole answer to the guest,
+# which rejects it as larger than its DataTransferSize; "silent": QEMU
+# disconnects the responder after 2 s and the mailbox never answers.
+VERDICTS = {"good": "authenticated", **spdm_check.EXPECTED}
+DOE_CMA = "0001:01"     # doe_features: PCI-SIG, CMA/SPDM
+
+
+class Prefixed:
+    """A tap.Reporter whose check names start with `prefix`."""
+
+    def __init__(self, r, prefix):
+        self.r, self.prefix = r, prefix
+
+    def ok(self, cond, name, diag=None):
+        return self.r.ok(cond, self.prefix + name, diag)
+
+    def eq(self, got, want, name, diag=None):
+        return self.r.eq(got, want, self.prefix + name, diag)
+
+
+def check_responder(r):
+    """The SPDM responder's self-test, over its socket (about 15 s)."""
+    spdm_check.check_all(Prefixed(r, "static: spdm responder: "))
+
+
+class GuestTransport:
+    """A device's CMA mailbox, driven from the guest with doe-xfer: the DOE
+    data object in, the response object out.  Exit 2 is doe-xfer's "no
+    Data Object Ready within 2 s": the device discarded the request."""
+
+    def __init__(self, g, bdf):
+        self.g, self.bdf = g, bdf
+
+    def xfer(self, req, obj):
+        rc, out = self.g.run(f"doe-xfer {self.bdf} {obj.hex()}", timeout=30, check=False)
+        spdm_check.need(rc != 2, "timeout", f"no answer to {spdm_responder.describe(req)}")
+        spdm_check.need(rc == 0, "doe", f"doe-xfer {rc}: {out}")
+        return bytes.fromhex(out.strip())
+
+    def close(self):
+        pass
+
+
+class Responders:
+    """One responder per behaviour, and the root ports that use them."""
+
+    def __init__(self, behaviours=tuple(VERDICTS)):
+        self.tmp = tempfile.mkdtemp(prefix="pcie-cma-")
+        self.certs = spdm_responder.make_chain(os.path.join(self.tmp, KEY), KEY)
+        self.running = {}
+        try:
+            for b in behaviours:
+                self.running[b] = spdm_check.Responder(self.certs, KEY, b)
+        except BaseException:
+            self.close()
+            raise
+
+    def port_id(self, behave):
+        return "cma-" + behave
+
+    def qemu_args(self):
+        """A pcie-root-port per responder (2-entry MSI-X table, the DOE
+        interrupt on entry 1), on slots 0x10 and up of pcie.0."""
+        args = []
+        for i, (b, resp) in enumerate(self.running.items()):
+            slot, fn = 0x10 + i // 8, i % 8
+            opts = ["pcie-root-port", f"id={self.port_id(b)}", "bus=pcie.0",
+                    f"chassis={40 + i}", f"slot={40 + i}", f"addr={slot:#x}.{fn:#x}",
+                    "msix-vectors=2", "doe-msg-num=1", f"spdm-port={resp.address[1]}"]
+            if fn == 0:
+                opts.append("multifunction=on")
+            args += ["-device", ",".join(opts)]
+        return args
+
+    def close(self):
+        for resp in self.running.values():
+            resp.close()
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+def scenario(suite, k, name):
+    """Each root port's CMA mailbox answers the harness's requester in the
+    guest as its responder behaves; the kernel lists CMA among the
+    mailbox's DOE features.  The kernels have no SPDM requester, so the
+    result is the same on base and series."""
+    rs = Responders()
+    try:
+        with suite.guest(k, name, topology="basic", project_qemu=True,
+                         extra=rs.qemu_args()) as g:
+            ids, _ = pci_ids(g.qmp)
+            root = spdm_responder._read(os.path.join(rs.certs, "root.der"))
+            for b in rs.running:
+                bdf = ids[rs.port_id(b)]
+                what = suite.t(k, f"{name}: {b}: the kernel lists CMA ({DOE_CMA}) among "
+                                  "the port's DOE features")
+                if k.target.has("doe_features_sysfs"):
+                    feats = g.sh(f"ls /sys/bus/pci/devices/{bdf}/doe_features 2>&1 || true")
+                    suite.r.ok(DOE_CMA in feats.split(), what, feats)
+                else:
+                    suite.r.skip(what, f"{k.target.name} lists no DOE features in sysfs "
+                                       "(doe_features/ came with 6.13)")
+                req = spdm_check.Requester(GuestTransport(g, bdf), root)
+                got = spdm_check.reason(lambda: spdm_check.authenticate(req))
+                suite.r.eq(got or "authenticated", VERDICTS[b],
+                           suite.t(k, f"{name}: {b}: the requester in the guest concludes "
+                                      f"{VERDICTS[b]}"),
+                           rs.running[b].tail())
+            # QEMU gave up on the responder that never answers, and on no other
+            with open(os.path.join(g.tmp, "qemu.stderr")) as f:
+                warned = sorted(set(re.findall(
+                    r"warning: (\S+): no answer from the SPDM responder", f.read())))
+            suite.r.eq(warned, [rs.port_id("silent")],
+                       suite.t(k, f"{name}: QEMU disconnects the silent responder, "
+                                  "and only that one, with a warning"))
+            suite.dmesg_clean(k, g, name)
+    finally:
+        rs.close()
