@@ -24,7 +24,7 @@ export_series() {
 		return 0
 	fi
 	git -C "$TREE" format-patch -q -M --cover-letter --no-signature --zero-commit \
-		--base=base -o "$out" "$from..$to"
+		--subject-prefix="$(subject_prefix "$out")" --base=base -o "$out" "$from..$to"
 	cover=$out/0000-cover-letter.patch
 	if [ -f "$out/cover-letter.txt" ]; then
 		# The cover letter's date is the last patch's, so that exporting the

@@ -7,6 +7,9 @@ BUILD=${BUILD:-$TOP/build}
 msg()  { printf '==> %s\n' "$*" >&2; }
 warn() { printf 'WARNING: %s\n' "$*" >&2; }
 die()  { printf 'ERROR: %s\n' "$*" >&2; exit 1; }
+# subject_prefix DIR: the series' subject prefix ("RFC PATCH" in a file
+# DIR/subject-prefix for a series posted as an RFC), else "PATCH"
+subject_prefix() { if [ -s "$1/subject-prefix" ]; then head -n 1 "$1/subject-prefix"; else echo PATCH; fi; }
 
 # The target: which kernel and series (targets/*.conf, data).  lts = 6.12
 # with v1 (the default), mainline = 7.3.  BASE_PIN in the environment

@@ -46,7 +46,8 @@ sign_series() {
 	mkdir -p "$o"
 	rm -f "$o"/[0-9][0-9][0-9][0-9]-*.patch
 	git -C "$TREE" -c user.name="$name" -c user.email="$email" format-patch -q -M \
-		--cover-letter --signoff --no-signature --base=base -o "$o" "$from..$to"
+		--cover-letter --signoff --no-signature --subject-prefix="$(subject_prefix "$TOP/$dir")" \
+		--base=base -o "$o" "$from..$to"
 	python3 - "$o" "$TOP/$dir/cover-letter.txt" "$name <$email>" "$placeholder" <<'PY'
 import glob
 import os

@@ -17,6 +17,7 @@ import re
 import shutil
 import tempfile
 
+import cxl
 import spdm_check
 import spdm_responder
 from qemu import pci_ids
@@ -101,6 +102,89 @@ class Responders:
         for resp in self.running.values():
             resp.close()
         shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+# What the kernel's requester (the CMA series, lib/spdm.c) concludes of each
+# responder once their root is in the .cma keyring, and the line of its log
+# that says why.  "expired" authenticates: like the rest of the kernel's
+# certificate handling, it does not check validity dates (nothing tells it
+# the time it can trust while devices are enumerated).  The oversized
+# responder hangs up after its oversized CERTIFICATE, so the reason is in
+# the log of the authentication at boot, and authenticating again finds a
+# mailbox that no longer answers.
+KERNEL = {
+    "good": ("1", "CMA: authenticated"),
+    "bad-signature": ("0", "CHALLENGE_AUTH signature does not verify"),
+    "untrusted-root": ("0", "is not signed by a trusted root"),
+    "expired": ("1", "CMA: authenticated"),
+    "malformed-cert": ("0", "cannot be parsed"),
+    "wrong-nonce": ("0", "CHALLENGE_AUTH signature does not verify"),
+    "truncated": ("0", "truncated CHALLENGE_AUTH response"),
+    "oversized": ("0", "is larger than 4096 bytes"),
+    "bad-version": ("0", "no common version"),
+    "silent": ("0", "no response to request"),
+}
+AT_BOOT = {"oversized"}
+CMA_FACT = "{} authenticated with the root trusted"
+
+
+def authenticated(g, bdf):
+    """A device's authenticated attribute, or "absent" (no CMA in the kernel)."""
+    rc, out = g.run(f"cat /sys/bus/pci/devices/{bdf}/authenticated", check=False)
+    return out.strip() if rc == 0 else "absent"
+
+
+def kernel_scenario(suite, k, name):
+    """The kernel's SPDM requester authenticates each root port through its
+    CMA mailbox.  At boot the .cma keyring is empty: no port authenticates.
+    Once the harness's root is trusted (cma-trust), writing to each port's
+    authenticated attribute authenticates it again: the result is each
+    responder's (KERNEL), the log says why, and the exchange interrupts on
+    the ports' DOE entry.  Base has no CMA: the ports work, without the
+    attribute (fact "absent"; intended difference "cma")."""
+    rs = Responders()
+    try:
+        with suite.guest(k, name, topology="basic", project_qemu=True,
+                         extra=rs.qemu_args()) as g:
+            ids, _ = pci_ids(g.qmp)
+            ports = {b: ids[rs.port_id(b)] for b in rs.running}
+            facts = k.facts.setdefault(name, {})
+            boot = {b: authenticated(g, bdf) for b, bdf in ports.items()}
+            if set(boot.values()) == {"absent"}:
+                for b in ports:
+                    facts[CMA_FACT.format(b)] = "absent"
+            else:
+                kernel_checks(suite, k, name, g, rs, ports, boot, facts)
+            suite.dmesg_clean(k, g, name)
+    finally:
+        rs.close()
+
+
+def kernel_checks(suite, k, name, g, rs, ports, boot, facts):
+    t = lambda what: suite.t(k, f"{name}: {what}")  # noqa: E731
+    suite.r.eq(boot, {b: "0" for b in ports},
+               t("no port authenticates at boot, the .cma keyring being empty"))
+    root = spdm_responder._read(os.path.join(rs.certs, "root.der"))
+    rc, out = g.run(f"cma-trust {root.hex()}", check=False)
+    suite.r.ok(rc == 0, t("the harness's root certificate goes into .cma"), out)
+    for b, bdf in ports.items():
+        irqs = cxl.doe_handlers(g, bdf)
+        seen = int(g.sh("dmesg | wc -l"))
+        g.run(f"echo 1 > /sys/bus/pci/devices/{bdf}/authenticated", timeout=60,
+              check=False)
+        facts[CMA_FACT.format(b)] = got = authenticated(g, bdf)
+        since = 1 if b in AT_BOOT else seen + 1
+        log = g.sh(f"dmesg | tail -n +{since} | grep -E '{bdf}: (CMA|SPDM):' || true")
+        want, why = KERNEL[b]
+        suite.r.ok(got == want and why in log,
+                   t(f"{b}: authenticated {want}, the log "
+                     f"{'of the boot ' if b in AT_BOOT else ''}says '{why}'"),
+                   f"authenticated {got}\n{log}\nresponder:\n{rs.running[b].tail()}")
+        if b == "good":
+            after = cxl.doe_handlers(g, bdf)
+            suite.r.ok(sum(after.values()) > sum(irqs.values()),
+                       t("the exchange interrupts on the port's DOE entry"),
+                       f"before {irqs}, after {after}")
 
 
 def scenario(suite, k, name):

@@ -59,6 +59,9 @@ V2_FEATURES = {
     # The DOE series (patches/mainline-doe)
     "doe-irq",      # PCI/DOE: Let the DOE mailboxes of ports interrupt
     "doe-irq-msi",  # PCI/portdrv: Set up the interrupts of ports without services for DOE
+    # The CMA series (patches/mainline-cma)
+    "kunit-spdm",   # lib/spdm: Add KUnit tests
+    "cma",          # PCI/CMA: Authenticate devices through their CMA mailbox
 }
 
 
@@ -300,11 +303,23 @@ def _msix_alloc_fault_injection(scen, key, v):
     return v
 
 
+def _cma(scen, key, v):
+    """Devices with a CMA mailbox are authenticated by the kernel's SPDM
+    requester; base has no authenticated attribute (cma-kernel: each
+    root port's result once the harness's root is trusted, tests/host/cma.py)."""
+    if scen == "cma-kernel" and v == "absent":
+        import cma
+        behave = key.split(" ", 1)[0]
+        return cma.KERNEL[behave][0] if behave in cma.KERNEL else v
+    return v
+
+
 # KUnit suites the series adds (configs/series.config builds them in); the
 # base kernel has none of its own.
 KUNIT_SUITES = {
     "kunit-portdrv": "pcie-portdrv",    # v1
     "kunit-port-irq": "pci-port-irq",   # v2
+    "kunit-spdm": "spdm",               # v2's CMA series
 }
 
 # feature -> function(scenario, key, base_value) -> series value
@@ -312,6 +327,7 @@ RULES = {
     "msix-exact": _msix_exact,
     "kunit-portdrv": _kunit_suite("kunit-portdrv"),
     "kunit-port-irq": _kunit_suite("kunit-port-irq"),
+    "kunit-spdm": _kunit_suite("kunit-spdm"),
     "core-owned-vectors": _core_owned_vectors,
     "bwctrl": _bwctrl,
     "bwctrl-log": _bwctrl_log,
@@ -330,6 +346,7 @@ RULES = {
     "doe-irq": _doe_irq,
     "doe-irq-msi": _doe_irq_msi,
     "cxl-pmu-msg-num-0": _cxl_pmu_msg_num_0,
+    "cma": _cma,
 }
 
 
