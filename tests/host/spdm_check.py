@@ -377,12 +377,12 @@ def measure(req):
 class Responder:
     """spdm_responder.py serve in a subprocess; its log kept for diagnostics."""
 
-    def __init__(self, certs, key, behave="good", versions="1.2,1.3", unix=None):
+    def __init__(self, certs, key, behave="good", versions="1.2,1.3", unix=None, extra=()):
         self.log = tempfile.TemporaryFile(mode="w+")
         where = ["--unix", unix] if unix else ["--port", "0"]
         self.proc = subprocess.Popen(
             [sys.executable, RESPONDER, "serve", "--certs", certs, "--key", key, "--behave",
-             behave, "--versions", versions, "--verbose", *where],
+             behave, "--versions", versions, "--verbose", *where, *extra],
             stdout=subprocess.PIPE, stderr=self.log, text=True)
         first = self.proc.stdout.readline().split()
         if len(first) != 2:

@@ -84,7 +84,11 @@ the same across responders.
                   requester times out); closing keeps it from parsing the
                   rest as the next reply.  The project's QEMU passes it to
                   the guest.  A requester that sees it must reject it as
-                  larger than it allowed.
+                  larger than it allowed.  With --keep-open (for the
+                  project's QEMU, which reads the whole answer) every
+                  CERTIFICATE response is oversized and the connection
+                  stays open, so that each requester of a guest (the
+                  kernel's at boot, then the harness's) meets it.
   bad-version     VERSION lists only 1.0 and 1.1, and GET_CAPABILITIES of
                   any version is answered with ERROR VersionMismatch (and
                   what would follow with UnexpectedRequest): a 1.2+
@@ -422,9 +426,10 @@ class Session:
     digests and certificates since the last CHALLENGE) and meas_log (the
     measurements since the last signed one)."""
 
-    def __init__(self, ders, key, key_type, versions=(0x12, 0x13), behave="good"):
+    def __init__(self, ders, key, key_type, versions=(0x12, 0x13), behave="good",
+                 keep_open=False):
         self.ders, self.key, self.asym = ders, key, ASYMS[key_type]
-        self.versions, self.behave = tuple(versions), behave
+        self.versions, self.behave, self.keep_open = tuple(versions), behave, keep_open
         self.silenced = self.close = self.oversized_sent = False
         self.reset()
 
@@ -522,7 +527,7 @@ class Session:
                           len(chain) - start - portion) + chain[start:start + portion]
         self.auth_log += req + rsp
         if self.behave == "oversized" and not self.oversized_sent:
-            self.oversized_sent = self.close = True
+            self.oversized_sent = self.close = not self.keep_open
             rsp += bytes(self.limit + 16 - len(rsp))
         return rsp
 
@@ -732,7 +737,7 @@ def serve(args):
             with conn:
                 try:
                     serve_connection(conn, Session(ders, key, args.key, versions,
-                                                   args.behave), log)
+                                                   args.behave, args.keep_open), log)
                 except OSError as e:
                     log(f"connection: {e}")
             log("disconnected")
@@ -749,6 +754,8 @@ def main(argv=None):
     srv.add_argument("--behave", choices=BEHAVIOURS, default="good")
     srv.add_argument("--versions", default="1.2,1.3", choices=("1.2", "1.3", "1.2,1.3"))
     srv.add_argument("--verbose", action="store_true", help="one line per exchange on stderr")
+    srv.add_argument("--keep-open", action="store_true",
+                     help="oversized: every CERTIFICATE, without hanging up (the project's QEMU)")
     mk = sub.add_parser("make-chain", help="write a certificate chain and keys")
     mk.add_argument("certs")
     for p in (srv, mk):
