@@ -191,7 +191,8 @@ check-mutants: lts-only kernel-series initramfs qemu
 bench: lts-only kernels mainline-kernels initramfs qemu
 	@$(PY) scripts/bench.py --base $(BASE_IMG) --series $(SERIES_IMG) \
 		--mainline-base $(ML_BASE_IMG) --mainline-series $(ML_SERIES_IMG) --initrd $(INITRD) \
-		--qemu $(QEMU_BIN) --out $(BUILD)/bench $(if $(BENCH_TARGETS),--targets $(BENCH_TARGETS))
+		--qemu $(QEMU_BIN) --out $(BUILD)/bench $(if $(BENCH_TARGETS),--targets $(BENCH_TARGETS)) \
+		$(if $(BENCH_TABLES),--tables $(BENCH_TABLES))
 
 # Where the port services' config accesses come from, by caller, on the
 # mainline target's base and series (scripts/cfg-callers.py).

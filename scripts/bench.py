@@ -25,6 +25,13 @@ interrupting with the series; median of CDAT_RUNS reads).
 The s2idle and CDAT tables are measured on both targets (v2's DOE
 interrupts are its DOE series, patches/mainline-doe).  Each table has the
 series' value relative to its base (base = 1.0).
+On the 7.3 series kernel only (the CMA series; base has no SPDM
+requester), with the project's QEMU: how long the kernel takes to
+authenticate a root port whose CMA mailbox a good responder answers
+(spdm_authenticate(), kprobe and kretprobe, median of CMA_RUNS writes of
+the port's authenticated attribute), with the mailbox interrupting on
+the port's MSI-X entry and polled (pci=nomsi: the port has INTx, which a
+DOE mailbox cannot name).
 Prints the tables and writes bench.json.  Nothing here is asserted.
 """
 import argparse
@@ -41,10 +48,13 @@ from ports import Dump  # noqa: E402
 from qemu import pci_ids  # noqa: E402
 import sleep  # noqa: E402
 import cxl  # noqa: E402
+import cma  # noqa: E402
+import spdm_responder  # noqa: E402
 
 NPORTS = 64
 SURPRISE_RUNS = 5
 CDAT_RUNS = 5
+CMA_RUNS = 5
 PROFILED = ["pci_bus_read_config_byte", "pci_bus_read_config_word", "pci_bus_read_config_dword",
             "pci_bus_write_config_byte", "pci_bus_write_config_word",
             "pci_bus_write_config_dword", "pci_alloc_irq_vectors_affinity",
@@ -218,6 +228,48 @@ def cdat(label, image, initrd, logdir, qemu):
             "doe_irqs_per_read": median(irqs)}
 
 
+def cma_auth(label, image, initrd, logdir, qemu, cmdline=""):
+    """Durations of spdm_authenticate() on a root port whose CMA mailbox a
+    good responder answers, and the DOE interrupts each took."""
+    ms, irqs = [], []
+    rs = cma.Responders(("good",))
+    try:
+        with Guest(image, initrd, "basic", cmdline, qemu=qemu, extra_args=rs.qemu_args(),
+                   log=os.path.join(logdir, f"bench-{label}-cma.log")) as g:
+            ids, _ = pci_ids(g.qmp)
+            bdf = ids[rs.port_id("good")]
+            if cma.authenticated(g, bdf) == "absent":
+                return {"kernel": label, "runs": 0}
+            root = spdm_responder._read(os.path.join(rs.certs, "root.der"))
+            g.sh(f"cma-trust {root.hex()}")
+            g.sh(f"echo 'p:auth spdm_authenticate' > {T}/kprobe_events; "
+                 f"echo 'r:authr spdm_authenticate ret=$retval' >> {T}/kprobe_events; "
+                 f"echo > {T}/trace; echo 1 > {T}/events/kprobes/enable")
+            for _ in range(CMA_RUNS):
+                n = sum(cxl.doe_handlers(g, bdf).values())
+                g.sh(f"echo 1 > /sys/bus/pci/devices/{bdf}/authenticated", timeout=60)
+                irqs.append(sum(cxl.doe_handlers(g, bdf).values()) - n)
+            g.sh(f"echo 0 > {T}/events/kprobes/enable")
+            trace = g.sh(f"cat {T}/trace", timeout=120)
+    finally:
+        rs.close()
+    start = None
+    for ln in trace.splitlines():
+        m = re.search(r"\s(\d+\.\d+): (authr?):.*?(ret=0x0)?$", ln)
+        if not m:
+            continue
+        if m.group(2) == "auth":
+            start = float(m.group(1))
+        elif start is not None and m.group(3):
+            ms.append(round((float(m.group(1)) - start) * 1000, 1))
+            start = None
+
+    def median(v):
+        return sorted(v)[len(v) // 2] if v else None
+    return {"kernel": label, "runs": len(ms), "authenticate_ms": median(ms),
+            "authenticate_ms_max": max(ms) if ms else None, "doe_irqs_per_auth": median(irqs)}
+
+
 def text_size(image):
     vmlinux = os.path.join(os.path.dirname(image), "..", "..", "..", "vmlinux")
     out = subprocess.run(["size", vmlinux], capture_output=True, text=True).stdout.splitlines()
@@ -235,6 +287,8 @@ def main():
     ap.add_argument("--initrd", required=True)
     ap.add_argument("--out", required=True)
     ap.add_argument("--qemu", help="the project's QEMU: also measure 8-entry MSI-X tables")
+    ap.add_argument("--tables", default="ports,s2idle-surprise,cdat,cma",
+                    help="which tables to measure (comma-separated; default all)")
     a = ap.parse_args()
     os.makedirs(a.out, exist_ok=True)
     want = set(a.targets.split(","))
@@ -243,9 +297,10 @@ def main():
         pairs.append(("6.12", "", a.base, a.series))
     if "mainline" in want and a.mainline_base and a.mainline_series:
         pairs.append(("7.3", "mainline-", a.mainline_base, a.mainline_series))
+    tables = set(a.tables.split(","))
     runs = [("many", None)] + ([("many-msix", a.qemu)] if a.qemu else [])
     all_results = {}
-    for kver, prefix, base, series in pairs:
+    for kver, prefix, base, series in pairs if "ports" in tables else ():
         for topology, qemu in runs:
             results = []
             for label, img in (("base", base), ("series", series)):
@@ -268,7 +323,7 @@ def main():
             all_results[f"{kver} {topology}"] = results
             report(f"{kver}: topology {topology}", results)
     if a.qemu:
-        tables = [("s2idle-surprise", "endpoint pulled out during s2idle", surprise,
+        timed = [("s2idle-surprise", "endpoint pulled out during s2idle", surprise,
                    "s2idle, endpoint pulled out while asleep",
                    ("runs", "noticed_after_wake_ms", "noticed_after_wake_ms_max", "resume_ms")),
                   ("cdat", "CDAT reads of a CXL switch", cdat,
@@ -276,13 +331,23 @@ def main():
                    ("runs", "switch_reads_traced", "read_cdat_ms", "read_cdat_ms_max",
                     "doe_irqs_per_read"))]
         for kver, prefix, base, series in pairs:
-            for key, what, fn, title, keys in tables:
+            for key, what, fn, title, keys in [t for t in timed if t[0] in tables]:
                 results = []
                 for label, img in (("base", base), ("series", series)):
                     print(f"==> measuring {kver} {label}: {what}", flush=True)
                     results.append(fn(prefix + label, img, a.initrd, a.out, a.qemu))
                 all_results[f"{kver} {key}"] = results
                 table(f"{kver}: {title}", keys, results)
+    if a.qemu and "cma" in tables and a.mainline_series and "mainline" in want:
+        results = []
+        for label, cmdline in (("polled", "pci=nomsi"), ("interrupt", "")):
+            print(f"==> measuring 7.3 series: CMA authentication, {label}", flush=True)
+            results.append(cma_auth(f"mainline-series-cma-{label}", a.mainline_series,
+                                    a.initrd, a.out, a.qemu, cmdline))
+        all_results["7.3 cma"] = results
+        table("7.3 series: authenticate a root port", ("runs", "authenticate_ms",
+              "authenticate_ms_max", "doe_irqs_per_auth"), results,
+              header=("polled", "interrupt", "intr/polled"))
     with open(os.path.join(a.out, "bench.json"), "w") as f:
         json.dump(all_results, f, indent=2)
     print(f"(wall-clock times are from TCG and only comparable within one run)\n"
@@ -295,8 +360,8 @@ def ratio(b, s):
     return "-"
 
 
-def table(title, keys, results, rows=None):
-    print(f"\n{title:<44}{'base':>14}{'series':>14}{'series/base':>13}")
+def table(title, keys, results, rows=None, header=("base", "series", "series/base")):
+    print(f"\n{title:<44}{header[0]:>14}{header[1]:>14}{header[2]:>13}")
     for k in keys:
         b, s = results[0].get(k), results[1].get(k)
         print(f"{k:<44}{str(b):>14}{str(s):>14}{ratio(b, s):>13}")

@@ -658,6 +658,9 @@ class Suite:
     def cma_kernel(self, k, name, project_qemu=True):
         cma.kernel_scenario(self, k, name)
 
+    def cma_endpoint(self, k, name, project_qemu=True):
+        cma.endpoint_scenario(self, k, name)
+
     @staticmethod
     def doe_discover(g, bdf, irq=False):
         out = g.sh(f"doe-discover {bdf}" + (" irq" if irq else ""))
@@ -1812,6 +1815,7 @@ class Suite:
             ("doe-irq", self.doe_irq, dict(project_qemu=True)),
             ("cma-emulation", self.cma_emulation, dict(project_qemu=True)),
             ("cma-kernel", self.cma_kernel, dict(project_qemu=True)),
+            ("cma-endpoint", self.cma_endpoint, dict(project_qemu=True)),
             ("cxl-switch-pmu", self.cxl_switch_pmu, dict(project_qemu=True)),
             ("runtime-pm", self.runtime_pm, dict(cmdline="")),
             ("runtime-pm-pcie_port_pm=off", self.runtime_pm, dict(cmdline="pcie_port_pm=off")),

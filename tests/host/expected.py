@@ -306,8 +306,9 @@ def _msix_alloc_fault_injection(scen, key, v):
 def _cma(scen, key, v):
     """Devices with a CMA mailbox are authenticated by the kernel's SPDM
     requester; base has no authenticated attribute (cma-kernel: each
-    root port's result once the harness's root is trusted, tests/host/cma.py)."""
-    if scen == "cma-kernel" and v == "absent":
+    root port's result once the harness's root is trusted, cma-endpoint:
+    each CXL memory device's; tests/host/cma.py)."""
+    if scen in ("cma-kernel", "cma-endpoint") and v == "absent":
         import cma
         behave = key.split(" ", 1)[0]
         return cma.KERNEL[behave][0] if behave in cma.KERNEL else v

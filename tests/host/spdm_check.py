@@ -22,6 +22,7 @@ import struct
 import subprocess
 import sys
 import tempfile
+import time
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
@@ -38,6 +39,11 @@ EXPECTED = {"bad-signature": "signature", "untrusted-root": "untrusted",
             "wrong-nonce": "signature(nonce)", "truncated": "truncated",
             "oversized": "oversized", "bad-version": "version", "silent": "timeout"}
 MEASURED_TOO = ("bad-signature", "wrong-nonce")     # MEASUREMENTS are signed too
+# Well-behaved devices that need the requester to retry: they authenticate,
+# and the requester saw what it retried
+RETRIED = {"busy": "busy", "not-ready": "not-ready"}
+BUSY_RETRIES, BUSY_DELAY = 3, 0.01
+NOT_READY_RETRIES, MAX_RDT_EXPONENT = 3, 20
 
 
 class Fail(Exception):
@@ -203,12 +209,43 @@ class Requester:
         self.version, self.max_msg, self.chunks, self.blocks = 0x10, R.SPDM_MAX, 0, {}
         self.hash = self.asym = None
         self.vca = self.auth_log = self.meas_log = b""
+        self.retries = {}
 
     def close(self):
         self.transport.close()
 
     def exchange(self, req):
-        got = self.transport.xfer(req, R.doe_wrap(req))
+        """Send `req` and return its response, retrying what Linux's
+        spdm_exchange() retries: Busy (up to BUSY_RETRIES times) and
+        ResponseNotReady (RESPOND_IF_READY once the device's RDT has passed,
+        up to NOT_READY_RETRIES times)."""
+        msg, busy, not_ready = req, 0, 0
+        while True:
+            rsp = self.transfer(msg, req)
+            if rsp[1] == R.ERROR and rsp[2] == R.BUSY and busy < BUSY_RETRIES:
+                busy += 1
+                self.retries["busy"] = self.retries.get("busy", 0) + 1
+                time.sleep(BUSY_DELAY)
+                continue
+            if rsp[1] == R.ERROR and rsp[2] == R.RESPONSE_NOT_READY and len(rsp) >= 8 \
+                    and not_ready < NOT_READY_RETRIES:
+                exponent, code, token = rsp[4], rsp[5], rsp[6]
+                need(code == req[1] and exponent <= MAX_RDT_EXPONENT, "protocol",
+                     f"ResponseNotReady for {code:#04x}, RDTExponent {exponent}")
+                not_ready += 1
+                self.retries["not-ready"] = self.retries.get("not-ready", 0) + 1
+                time.sleep((1 << exponent) / 1e6)
+                msg = bytes([req[0], R.RESPOND_IF_READY, code, token])
+                continue
+            break
+        if rsp[1] == R.ERROR:
+            raise Fail("error " + R.ERROR_NAMES.get(rsp[2], hex(rsp[2])), R.describe(rsp))
+        need(rsp[1] == req[1] & 0x7F and rsp[0] == req[0], "protocol",
+             f"{R.describe(rsp)} answers {R.describe(req)}")
+        return rsp
+
+    def transfer(self, msg, req):
+        got = self.transport.xfer(req, R.doe_wrap(msg))
         try:
             rsp = R.doe_unwrap(got)[2]
         except ValueError as e:
@@ -216,10 +253,6 @@ class Requester:
         need(len(rsp) <= self.max_msg, "oversized",
              f"{R.describe(rsp)}: more than our DataTransferSize {self.max_msg}")
         need(len(rsp) >= 4, "truncated", f"{len(rsp)}-byte answer to {R.describe(req)}")
-        if rsp[1] == R.ERROR:
-            raise Fail("error " + R.ERROR_NAMES.get(rsp[2], hex(rsp[2])), R.describe(rsp))
-        need(rsp[1] == req[1] & 0x7F and rsp[0] == req[0], "protocol",
-             f"{R.describe(rsp)} answers {R.describe(req)}")
         return rsp
 
     def context(self):
@@ -395,6 +428,10 @@ class Responder:
         self.log.seek(0)
         return "".join(self.log.readlines()[-12:])
 
+    def text(self):
+        self.log.seek(0)
+        return self.log.read()
+
     def close(self):
         self.proc.terminate()
         self.proc.wait(10)
@@ -454,6 +491,16 @@ def check_misbehaviour(t, certs, key, behave):
              f"{key} {behave}: {flow.__name__} rejected ({EXPECTED[behave]})", log)
 
 
+def check_retried(t, certs, key, behave):
+    """A device that answers Busy or ResponseNotReady authenticates, with
+    its measurements, once the requester retries as DSP0274 says."""
+    for flow in (authenticate, measure):
+        fail, req, log = run(certs, key, behave, flow)
+        t.ok(fail is None and req.retries.get(RETRIED[behave], 0) > 0,
+             f"{key} {behave}: {flow.__name__} succeeds after retrying",
+             f"retries {req.retries}\n{log}")
+
+
 def check_signing_message(t):
     """Responder and requester share signing_message(): hold it to the
     combined SPDM prefix spelt out (DSP0274 1.2 sec 15, Linux
@@ -501,6 +548,8 @@ def check_all(t, keys=tuple(R.ASYMS)):
             check_good(t, certs, key)
             for behave in EXPECTED:
                 check_misbehaviour(t, certs, key, behave)
+            for behave in RETRIED:
+                check_retried(t, certs, key, behave)
         check_protocol(t, os.path.join(tmp, keys[0]), keys[0], os.path.join(tmp, "spdm.sock"))
 
 

@@ -101,6 +101,15 @@ the same across responders.
                   requester times out (Linux: PCI_DOE_TIMEOUT, 1 s).  Not
                   answering on an open socket would block QEMU's vCPU in
                   recv() under the BQL and freeze the guest instead.
+  busy            answers every request first with ERROR Busy and the
+                  same request sent again as a good device: a requester
+                  that retries authenticates it, one that does not fails
+                  on the first request.
+  not-ready       answers CHALLENGE and GET_MEASUREMENTS with ERROR
+                  ResponseNotReady (RDTExponent 10: about 1 ms, RDTM 2, a
+                  token), and RESPOND_IF_READY with that request code and
+                  token with the response: a requester that follows DSP0274
+                  1.2 sec 10.12.1 authenticates it.
 
 Usage:
   spdm_responder.py serve --port 0 --key ecdsa-p384 --certs DIR [--verbose]
@@ -145,18 +154,22 @@ SPDM_MAX = SOCKET_MAX_PAYLOAD - DOE_HEADER  # our DataTransferSize
 # -- SPDM request and response codes (DSP0274 1.2 sec 10, message tables) -----
 GET_DIGESTS, GET_CERTIFICATE, CHALLENGE, GET_VERSION = 0x81, 0x82, 0x83, 0x84
 GET_MEASUREMENTS, GET_CAPABILITIES, NEGOTIATE_ALGORITHMS = 0xE0, 0xE1, 0xE3
+RESPOND_IF_READY = 0xFF
 DIGESTS, CERTIFICATE, CHALLENGE_AUTH, VERSION = 0x01, 0x02, 0x03, 0x04
 MEASUREMENTS, CAPABILITIES, ALGORITHMS, ERROR = 0x60, 0x61, 0x63, 0x7F
 CODE_NAMES = {globals()[n]: n for n in (
     "GET_DIGESTS", "GET_CERTIFICATE", "CHALLENGE", "GET_VERSION", "GET_MEASUREMENTS",
-    "GET_CAPABILITIES", "NEGOTIATE_ALGORITHMS", "DIGESTS", "CERTIFICATE", "CHALLENGE_AUTH",
+    "GET_CAPABILITIES", "NEGOTIATE_ALGORITHMS", "RESPOND_IF_READY", "DIGESTS", "CERTIFICATE", "CHALLENGE_AUTH",
     "VERSION", "MEASUREMENTS", "CAPABILITIES", "ALGORITHMS", "ERROR")}
 
 # ERROR codes (DSP0274 1.2 sec 10.12, ERROR response)
-INVALID_REQUEST, UNEXPECTED_REQUEST, UNSUPPORTED_REQUEST = 0x01, 0x04, 0x07
-VERSION_MISMATCH = 0x41
-ERROR_NAMES = {INVALID_REQUEST: "InvalidRequest", UNEXPECTED_REQUEST: "UnexpectedRequest",
-               UNSUPPORTED_REQUEST: "UnsupportedRequest", VERSION_MISMATCH: "VersionMismatch"}
+INVALID_REQUEST, BUSY, UNEXPECTED_REQUEST, UNSUPPORTED_REQUEST = 0x01, 0x03, 0x04, 0x07
+VERSION_MISMATCH, RESPONSE_NOT_READY = 0x41, 0x42
+ERROR_NAMES = {INVALID_REQUEST: "InvalidRequest", BUSY: "Busy",
+               UNEXPECTED_REQUEST: "UnexpectedRequest",
+               UNSUPPORTED_REQUEST: "UnsupportedRequest", VERSION_MISMATCH: "VersionMismatch",
+               RESPONSE_NOT_READY: "ResponseNotReady"}
+NOT_READY_RDT_EXPONENT, NOT_READY_RDTM = 10, 2
 
 # CAPABILITIES flags (DSP0274 1.2 sec 10.3): CERT_CAP, CHAL_CAP, MEAS_CAP=10b
 CERT_CAP, CHAL_CAP, MEAS_CAP_SIG, MEAS_CAP_MASK = 1 << 1, 1 << 2, 2 << 3, 3 << 3
@@ -181,7 +194,8 @@ ASYMS = {"ecdsa-p256": Asym("ecdsa-p256", 1 << 4, 64, hashes.SHA256),
 ASYM_BY_BIT = {a.bit: a for a in ASYMS.values()}
 
 BEHAVIOURS = ("good", "bad-signature", "untrusted-root", "expired", "malformed-cert",
-              "wrong-nonce", "truncated", "oversized", "bad-version", "silent")
+              "wrong-nonce", "truncated", "oversized", "bad-version", "silent", "busy",
+              "not-ready")
 
 # The identity Linux's pci_cma_construct_san() builds for QEMU's NVMe
 # controller (1b36:0010, class 010802, rev 02, subsystem 1af4:1100, no DSN)
@@ -415,6 +429,8 @@ def request_length(msg):
         return 8
     if code == CHALLENGE:
         return 36 + context
+    if code == RESPOND_IF_READY:
+        return 4
     if code == GET_MEASUREMENTS:                     # Nonce and SlotIDParam if signed
         return 4 + (33 if attributes & 1 else 0) + context
     return 4
@@ -431,6 +447,7 @@ class Session:
         self.ders, self.key, self.asym = ders, key, ASYMS[key_type]
         self.versions, self.behave, self.keep_open = tuple(versions), behave, keep_open
         self.silenced = self.close = self.oversized_sent = False
+        self.busy_with = self.pending = None
         self.reset()
 
     def reset(self):
@@ -447,6 +464,13 @@ class Session:
             return None
         if len(msg) < 4:
             return self.error(INVALID_REQUEST)
+        if self.behave == "busy":
+            if msg != self.busy_with:
+                self.busy_with = msg
+                return bytes([0x10 if msg[1] == GET_VERSION else self.version, ERROR, BUSY, 0])
+            self.busy_with = None
+        if msg[1] == RESPOND_IF_READY:
+            return self.respond_if_ready(msg)
         handler, state = self.HANDLERS.get(msg[1], (None, None))
         if handler is None:
             return self.error(UNSUPPORTED_REQUEST, msg[1])
@@ -459,7 +483,25 @@ class Session:
             return self.error(INVALID_REQUEST)
         if msg[1] != GET_MEASUREMENTS:
             self.meas_log = b""    # any other request ends L1/L2 (sec 10.11)
-        return handler(self, msg[:size])
+        rsp = handler(self, msg[:size])
+        if self.behave == "not-ready" and msg[1] in (CHALLENGE, GET_MEASUREMENTS) \
+                and rsp[1] != ERROR:
+            # The response is made now (the transcripts have the request
+            # and this response), handed out on RESPOND_IF_READY
+            self.pending = (msg[1], secrets.randbelow(256), rsp)
+            return self.error(RESPONSE_NOT_READY) + bytes(
+                [NOT_READY_RDT_EXPONENT, msg[1], self.pending[1], NOT_READY_RDTM])
+        return rsp
+
+    # RESPOND_IF_READY (DSP0274 1.2 sec 10.12.1): Param1 the request code
+    # of the ResponseNotReady, Param2 its token
+    def respond_if_ready(self, req):
+        if req[0] != self.version:
+            return self.error(VERSION_MISMATCH)
+        if self.pending is None or (req[2], req[3]) != self.pending[:2]:
+            return self.error(UNEXPECTED_REQUEST)
+        rsp, self.pending = self.pending[2], None
+        return rsp
 
     def chain(self):
         return spdm_cert_chain(self.hash, self.ders)

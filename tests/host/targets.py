@@ -61,7 +61,9 @@ LTS = Target("6.12", "", expected.SERIES_FEATURES, None, BEHAVIOUR["6.12"],
              skipped={"hotplug-once": "the arm64 guests' hot-plug scenario; x86 runs "
                                       "hotplug (10 and 3 cycles)",
                       "cma-kernel": "the CMA series (device authentication) is on the "
-                                    "mainline target only"})
+                                    "mainline target only",
+                      "cma-endpoint": "the CMA series (device authentication) is on the "
+                                      "mainline target only"})
 
 # Series v2 (patches/mainline): its features are expected.V2_FEATURES (a
 # patch that changes what users see adds its feature there in the commit
@@ -112,6 +114,7 @@ MAINLINE = Target("7.3", "mainline-", expected.V2_FEATURES, [
     "doe-irq",
     "cma-emulation",
     "cma-kernel",
+    "cma-endpoint",
 ], BEHAVIOUR["7.3"], base_features={"bwctrl"},
     names={"msix_fault_fn": "pci_port_msix_alloc_at", "upstream_kunit": ["irq_test_cases"]})
 
