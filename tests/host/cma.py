@@ -88,15 +88,18 @@ class Responders:
     def port_id(self, behave):
         return "cma-" + behave
 
-    def qemu_args(self):
+    def qemu_args(self, delay_us=0):
         """A pcie-root-port per responder (2-entry MSI-X table, the DOE
-        interrupt on entry 1), on slots 0x10 and up of pcie.0."""
+        interrupt on entry 1), on slots 0x10 and up of pcie.0; each DOE
+        response ready `delay_us` after the request (doe-delay-us)."""
         args = []
         for i, (b, resp) in enumerate(self.running.items()):
             slot, fn = 0x10 + i // 8, i % 8
             opts = ["pcie-root-port", f"id={self.port_id(b)}", "bus=pcie.0",
                     f"chassis={40 + i}", f"slot={40 + i}", f"addr={slot:#x}.{fn:#x}",
                     "msix-vectors=2", "doe-msg-num=1", f"spdm-port={resp.address[1]}"]
+            if delay_us:
+                opts.append(f"doe-delay-us={delay_us}")
             if fn == 0:
                 opts.append("multifunction=on")
             args += ["-device", ",".join(opts)]
@@ -307,8 +310,8 @@ def scenario(suite, k, name):
         rs.close()
 
 
-# The endpoint scenario's responders, one CXL type 3 device each
-ENDPOINTS = ("good", "bad-signature")
+# The endpoint scenario's responders, one CXL type 3 device each: all of them
+ENDPOINTS = tuple(KERNEL)
 
 
 def endpoint_args(rs):
@@ -328,8 +331,9 @@ def endpoint_args(rs):
 
 def endpoint_scenario(suite, k, name):
     """The kernel authenticates endpoints too (CXL type 3 devices with a
-    CMA mailbox; their driver, cxl_pci, bound): on demand once the root is
-    trusted, and again after a secondary bus reset of the port above.  An
+    CMA mailbox next to CDAT, one per responder behaviour; their driver,
+    cxl_pci, bound): on demand once the root is trusted, and again after
+    a secondary bus reset of the port above.  An
     endpoint's interrupts are its driver's, so its mailbox is polled.  Base
     has no CMA (fact "absent", intended difference "cma")."""
     rs = Responders(ENDPOINTS)
@@ -362,6 +366,11 @@ def endpoint_checks(suite, k, name, g, rs, eps, boot, facts):
         g.run(f"echo 1 > /sys/bus/pci/devices/{bdf}/authenticated", timeout=60,
               check=False)
         facts[CMA_FACT.format(b)] = check_result(suite, t, g, rs, b, bdf, seen, "on demand")
+        if b in RETRY_SIGN:
+            log = rs.running[b].text()
+            suite.r.ok(RETRY_SIGN[b] in log,
+                       t(f"{b}: the kernel retried ('{RETRY_SIGN[b]}' in the responder's log)"),
+                       log[-1500:])
         suite.r.eq(cxl.doe_handlers(g, bdf), {},
                    t(f"{b}: the endpoint's mailbox is polled (no DOE interrupt of its own)"))
     for b, bdf in eps.items():

@@ -43,7 +43,7 @@ MEASURED_TOO = ("bad-signature", "wrong-nonce")     # MEASUREMENTS are signed to
 # and the requester saw what it retried
 RETRIED = {"busy": "busy", "not-ready": "not-ready"}
 BUSY_RETRIES, BUSY_DELAY = 3, 0.01
-NOT_READY_RETRIES, MAX_RDT_EXPONENT = 3, 20
+NOT_READY_RETRIES, MAX_RDT_EXPONENT = 3, 23
 
 
 class Fail(Exception):
@@ -222,13 +222,14 @@ class Requester:
         msg, busy, not_ready = req, 0, 0
         while True:
             rsp = self.transfer(msg, req)
-            if rsp[1] == R.ERROR and rsp[2] == R.BUSY and busy < BUSY_RETRIES:
+            if rsp[1] == R.ERROR and rsp[0] == req[0] and rsp[2] == R.BUSY \
+                    and busy < BUSY_RETRIES:
                 busy += 1
                 self.retries["busy"] = self.retries.get("busy", 0) + 1
                 time.sleep(BUSY_DELAY)
                 continue
-            if rsp[1] == R.ERROR and rsp[2] == R.RESPONSE_NOT_READY and len(rsp) >= 8 \
-                    and not_ready < NOT_READY_RETRIES:
+            if rsp[1] == R.ERROR and rsp[0] == req[0] and rsp[2] == R.RESPONSE_NOT_READY \
+                    and len(rsp) >= 8 and not_ready < NOT_READY_RETRIES:
                 exponent, code, token = rsp[4], rsp[5], rsp[6]
                 need(code == req[1] and exponent <= MAX_RDT_EXPONENT, "protocol",
                      f"ResponseNotReady for {code:#04x}, RDTExponent {exponent}")

@@ -467,7 +467,7 @@ class Session:
         if self.behave == "busy":
             if msg != self.busy_with:
                 self.busy_with = msg
-                return bytes([0x10 if msg[1] == GET_VERSION else self.version, ERROR, BUSY, 0])
+                return bytes([msg[0], ERROR, BUSY, 0])     # the request's version
             self.busy_with = None
         if msg[1] == RESPOND_IF_READY:
             return self.respond_if_ready(msg)
