@@ -211,32 +211,41 @@ def kernel_scenario(suite, k, name):
     the ports' DOE entry.  Base has no CMA: the ports work, without the
     attribute (fact "absent"; intended difference "cma")."""
     rs = Responders()
+    run_kernel(suite, k, name, rs, "basic", rs.qemu_args(), kernel_checks)
+
+
+def run_kernel(suite, k, name, rs, topology, extra, checks):
+    """Boot with `rs`'s devices; on a kernel with CMA run `checks`, on one
+    without record each device's attribute as "absent"."""
     try:
-        with suite.guest(k, name, topology="basic", project_qemu=True,
-                         extra=rs.qemu_args()) as g:
+        with suite.guest(k, name, topology=topology, project_qemu=True, extra=extra) as g:
             ids, _ = pci_ids(g.qmp)
-            ports = {b: ids[rs.port_id(b)] for b in rs.running}
+            devs = {b: ids[rs.port_id(b)] for b in rs.running}
             facts = k.facts.setdefault(name, {})
-            boot = {b: authenticated(g, bdf) for b, bdf in ports.items()}
+            boot = {b: authenticated(g, bdf) for b, bdf in devs.items()}
             if set(boot.values()) == {"absent"}:
-                for b in ports:
+                for b in devs:
                     facts[CMA_FACT.format(b)] = "absent"
             else:
-                kernel_checks(suite, k, name, g, rs, ports, boot, facts)
+                t = lambda what: suite.t(k, f"{name}: {what}")  # noqa: E731
+                checks(suite, t, g, rs, devs, boot, facts)
             suite.dmesg_clean(k, g, name)
     finally:
         rs.close()
 
 
-def kernel_checks(suite, k, name, g, rs, ports, boot, facts):
-    t = lambda what: suite.t(k, f"{name}: {what}")  # noqa: E731
-    suite.r.eq(boot, {b: "0" for b in ports},
-               t("no port authenticates at boot, the .cma keyring being empty"))
+def authenticate_each(suite, t, g, rs, devs, boot, facts, kind, after):
+    """None of `devs` authenticates at boot; once the harness's root is
+    trusted, each does on demand as its responder behaves.  after(b, bdf,
+    before) checks what else an exchange shows (`before`: the device's DOE
+    interrupt counts before it)."""
+    suite.r.eq(boot, {b: "0" for b in devs},
+               t(f"no {kind} authenticates at boot, the .cma keyring being empty"))
     root = spdm_responder._read(os.path.join(rs.certs, "root.der"))
     rc, out = g.run(f"cma-trust {root.hex()}", check=False)
     suite.r.ok(rc == 0, t("the harness's root certificate goes into .cma"), out)
-    for b, bdf in ports.items():
-        irqs = cxl.doe_handlers(g, bdf)
+    for b, bdf in devs.items():
+        before = cxl.doe_handlers(g, bdf)
         seen = int(g.sh("dmesg | wc -l"))
         g.run(f"echo 1 > /sys/bus/pci/devices/{bdf}/authenticated", timeout=60,
               check=False)
@@ -246,11 +255,17 @@ def kernel_checks(suite, k, name, g, rs, ports, boot, facts):
             suite.r.ok(RETRY_SIGN[b] in log,
                        t(f"{b}: the kernel retried ('{RETRY_SIGN[b]}' in the responder's log)"),
                        log[-1500:])
+        after(b, bdf, before)
+
+
+def kernel_checks(suite, t, g, rs, ports, boot, facts):
+    def interrupts(b, bdf, before):
         if b == "good":
-            after = cxl.doe_handlers(g, bdf)
-            suite.r.ok(sum(after.values()) > sum(irqs.values()),
+            now = cxl.doe_handlers(g, bdf)
+            suite.r.ok(sum(now.values()) > sum(before.values()),
                        t("the exchange interrupts on the port's DOE entry"),
-                       f"before {irqs}, after {after}")
+                       f"before {before}, after {now}")
+    authenticate_each(suite, t, g, rs, ports, boot, facts, "port", interrupts)
     s2idle_checks(suite, t, g, rs, ports)
 
 
@@ -333,46 +348,18 @@ def endpoint_scenario(suite, k, name):
     """The kernel authenticates endpoints too (CXL type 3 devices with a
     CMA mailbox next to CDAT, one per responder behaviour; their driver,
     cxl_pci, bound): on demand once the root is trusted, and again after
-    a secondary bus reset of the port above.  An
-    endpoint's interrupts are its driver's, so its mailbox is polled.  Base
-    has no CMA (fact "absent", intended difference "cma")."""
+    a secondary bus reset of the port above.  An endpoint's interrupts are
+    its driver's, so its mailbox is polled.  Base has no CMA (fact
+    "absent", intended difference "cma")."""
     rs = Responders(ENDPOINTS)
-    try:
-        with suite.guest(k, name, topology="cxl", project_qemu=True,
-                         extra=endpoint_args(rs)) as g:
-            ids, _ = pci_ids(g.qmp)
-            eps = {b: ids[rs.port_id(b)] for b in rs.running}
-            facts = k.facts.setdefault(name, {})
-            boot = {b: authenticated(g, bdf) for b, bdf in eps.items()}
-            if set(boot.values()) == {"absent"}:
-                for b in eps:
-                    facts[CMA_FACT.format(b)] = "absent"
-            else:
-                endpoint_checks(suite, k, name, g, rs, eps, boot, facts)
-            suite.dmesg_clean(k, g, name)
-    finally:
-        rs.close()
+    run_kernel(suite, k, name, rs, "cxl", endpoint_args(rs), endpoint_checks)
 
 
-def endpoint_checks(suite, k, name, g, rs, eps, boot, facts):
-    t = lambda what: suite.t(k, f"{name}: {what}")  # noqa: E731
-    suite.r.eq(boot, {b: "0" for b in eps},
-               t("no endpoint authenticates at boot, the .cma keyring being empty"))
-    root = spdm_responder._read(os.path.join(rs.certs, "root.der"))
-    rc, out = g.run(f"cma-trust {root.hex()}", check=False)
-    suite.r.ok(rc == 0, t("the harness's root certificate goes into .cma"), out)
-    for b, bdf in eps.items():
-        seen = int(g.sh("dmesg | wc -l"))
-        g.run(f"echo 1 > /sys/bus/pci/devices/{bdf}/authenticated", timeout=60,
-              check=False)
-        facts[CMA_FACT.format(b)] = check_result(suite, t, g, rs, b, bdf, seen, "on demand")
-        if b in RETRY_SIGN:
-            log = rs.running[b].text()
-            suite.r.ok(RETRY_SIGN[b] in log,
-                       t(f"{b}: the kernel retried ('{RETRY_SIGN[b]}' in the responder's log)"),
-                       log[-1500:])
+def endpoint_checks(suite, t, g, rs, eps, boot, facts):
+    def polled(b, bdf, before):
         suite.r.eq(cxl.doe_handlers(g, bdf), {},
                    t(f"{b}: the endpoint's mailbox is polled (no DOE interrupt of its own)"))
+    authenticate_each(suite, t, g, rs, eps, boot, facts, "endpoint", polled)
     for b, bdf in eps.items():
         where = f"/sys/bus/pci/devices/{bdf}"
         methods = g.sh(f"cat {where}/reset_method 2>/dev/null || true").split()
